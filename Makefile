@@ -1,0 +1,61 @@
+# Billing Desk: two commands set everything up on a fresh machine.
+#   make demo   venv, install, migrate, sandboxes + seed, serve http://127.0.0.1:5000
+#   make test   install (with Chromium), ruff, tests on SQLite and PostgreSQL, browser tests
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_UNIT := -m "not browser and not bench" -p no:cacheprovider
+
+.PHONY: install chromium postgres demo test lint test-sqlite test-postgres test-browser bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Billing Desk needs Python 3.11 or newer"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Chromium from Debian's packages..."; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+		echo "Starting PostgreSQL..."; \
+		$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; }
+
+lint: install
+	$(BIN)/ruff check .
+
+test-sqlite: install
+	DESK_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_UNIT)
+
+test-postgres: install postgres
+	DESK_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_UNIT)
+
+test-browser: install chromium
+	DESK_TEST_DATABASE=sqlite $(BIN)/pytest -m browser -p no:cacheprovider
+
+# The full suite, as CI runs it. Ends with pytest's summary of the browser run.
+test: install chromium postgres
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-browser
+
+bench: install postgres
+	$(BIN)/pytest -m bench -p no:cacheprovider -s tests/bench
+
+demo: install
+	$(BIN)/flask --app app:create_app desk demo
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis

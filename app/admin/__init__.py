@@ -1,0 +1,1 @@
+"""admin capability: see routes.py, operations.py, models.py."""

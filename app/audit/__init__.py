@@ -1,0 +1,1 @@
+"""audit capability: see routes.py, operations.py, models.py."""

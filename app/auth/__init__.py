@@ -1,0 +1,1 @@
+"""auth capability: see routes.py, operations.py, models.py."""

@@ -1,0 +1,57 @@
+"""The single permission table: which role may do what.
+
+Every route names one permission (with `requires`) or is explicitly public
+(with `public`); a request to any other route is denied. Nothing else in the
+code base decides who may reach a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+ROLES: dict[str, str] = {
+    "admin": "Administers connections, mappings, rules, users and the audit log.",
+    "finance": "Prepares, edits and pushes invoices; works the queue and mismatches.",
+    "approver": "Approves or rejects submitted invoices.",
+    "sales": "Sees deals' paid status and the sales summaries.",
+}
+
+# permission -> (roles granted, what it allows, in plain words)
+PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
+    "home.view": (frozenset(ROLES), "See the start page"),
+    "account.view": (frozenset(ROLES), "See and change one's own account"),
+    "audit.view": (frozenset({"admin"}), "Browse the audit log"),
+    "admin.view": (frozenset({"admin"}), "Open the admin area"),
+    "roles.view": (frozenset({"admin"}), "See what each role may do"),
+}
+
+
+def roles_for(permission: str) -> frozenset[str]:
+    return PERMISSIONS[permission][0]
+
+
+def describe(permission: str) -> str:
+    return PERMISSIONS[permission][1]
+
+
+def has_permission(roles: set[str] | frozenset[str], permission: str) -> bool:
+    granted = PERMISSIONS.get(permission)
+    return granted is not None and bool(granted[0] & set(roles))
+
+
+def requires(permission: str) -> Callable:
+    """Mark a view as needing `permission`; checked before the view runs."""
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}: add it to PERMISSIONS")
+
+    def mark(view):
+        view.desk_permission = permission
+        return view
+
+    return mark
+
+
+def public(view):
+    """Mark a view as reachable without signing in (sign-in page, webhooks)."""
+    view.desk_public = True
+    return view

@@ -1,0 +1,134 @@
+"""`flask desk ...`: the operator's commands."""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from app.audit.operations import set_system_actor, verify_chain
+from app.auth.permissions import ROLES
+from app.extensions import db
+
+desk = AppGroup("desk", help="Billing Desk commands.")
+
+
+def _cli_actor() -> None:
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    set_system_actor(f"cli:{who}")
+
+
+@desk.command("create-user")
+@click.argument("email")
+@click.option(
+    "--role", "roles", multiple=True, required=True, type=click.Choice(sorted(ROLES)),
+    help="Role to grant; repeat for several.",
+)
+@click.option("--password", help="Password (prompted for when omitted).")
+@click.option("--name", default="", help="Display name.")
+@click.option("--generate-password", is_flag=True, help="Generate and print a password.")
+@with_appcontext
+def create_user_command(email, roles, password, name, generate_password):
+    """Create a user with one or more roles."""
+    from app.auth.operations import create_user
+
+    _cli_actor()
+    if generate_password:
+        password = secrets.token_urlsafe(12)
+    elif not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        raise click.UsageError("the password must have at least 12 characters")
+    try:
+        user = create_user(email, roles, password, name=name)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    db.session.commit()
+    click.echo(f"created {user.email} with role(s) {', '.join(sorted(user.roles))}")
+    if generate_password:
+        click.echo(f"password: {password}")
+
+
+@desk.group("db")
+def db_group():
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision):
+    """Apply migrations up to REVISION (default: head)."""
+    from flask_migrate import upgrade
+
+    upgrade(revision=revision)
+
+
+@db_group.command("downgrade")
+@click.argument("revision", default="-1")
+@with_appcontext
+def db_downgrade(revision):
+    """Revert migrations down to REVISION (default: one step)."""
+    from flask_migrate import downgrade
+
+    downgrade(revision=revision)
+
+
+@desk.group("audit")
+def audit_group():
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify():
+    """Check the audit hash chain; exit 1 if an entry was changed or deleted."""
+    report = verify_chain()
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} entries checked")
+    else:
+        click.echo(f"audit chain BROKEN at entry {report.broken_at}: {report.problem}", err=True)
+        sys.exit(1)
+
+
+@desk.command("config")
+@with_appcontext
+def show_config():
+    """Show the effective connection settings (secrets masked)."""
+    cfg = current_app.config
+    for key in ("SQLALCHEMY_DATABASE_URI", "PIPEDRIVE_BASE_URL", "STRIPE_API_BASE"):
+        click.echo(f"{key} = {_mask_url(cfg.get(key))}")
+    for key in ("PIPEDRIVE_API_TOKEN", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        value = cfg.get(key)
+        click.echo(f"{key} = {'…' + value[-4:] if value else '(not set)'}")
+
+
+def _mask_url(value):
+    if not value:
+        return "(not set)"
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(value).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL that is not a database URL
+        return value
+
+
+def register_sandbox_commands() -> None:
+    """`flask desk sandbox ...`; the sandboxes load only when these run."""
+    from app.sandbox.cli import sandbox
+
+    desk.add_command(sandbox)
+
+
+try:  # the sandboxes ship with the project but are not needed to serve the desk
+    register_sandbox_commands()
+except ImportError:  # pragma: no cover
+    pass

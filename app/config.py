@@ -1,0 +1,167 @@
+"""Configuration from the environment (12-factor), validated once at start-up.
+
+Every setting is read here and nowhere else. A missing or malformed value raises
+`ConfigError` naming the variable; `create_app` turns that into one clear line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+
+_DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_STRIPE_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$")
+_WHSEC_RE = re.compile(r"^whsec_[A-Za-z0-9+/=_-]{8,}$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. The message names the variable."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            name, f"must be an http(s) URL such as https://example.com, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL",
+            "is not a database URL (expected postgresql://user@host/db or sqlite:///path)",
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        # One driver for every deployment: psycopg 3.
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ConfigError(
+            "DATABASE_URL", f"unsupported database {backend!r}; use PostgreSQL or SQLite"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _instance_secret(instance: Path, filename: str, make) -> str:
+    """Read a generated secret kept under instance/, creating it on first run."""
+    path = instance / filename
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = make()
+    # Created readable by the owner only: it signs sessions or decrypts stored secrets.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def _fernet_key(value: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(value.encode())
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(
+            "DESK_ENCRYPTION_KEY",
+            "must be 32 url-safe base64-encoded bytes "
+            "(make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')",
+        )
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | None = None) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if env is None else env
+    instance = Path(instance_path or env.get("DESK_INSTANCE_PATH") or DEFAULT_INSTANCE)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    settings: dict = {}
+
+    db = get("DATABASE_URL")
+    settings["SQLALCHEMY_DATABASE_URI"] = (
+        _database_url(db) if db else f"sqlite:///{(instance / 'billing_desk.sqlite3').as_posix()}"
+    )
+
+    secret = get("SECRET_KEY")
+    if secret is not None and len(secret) < 32:
+        raise ConfigError("SECRET_KEY", "must be at least 32 characters long")
+    settings["SECRET_KEY"] = secret or _instance_secret(
+        instance, "secret_key", lambda: secrets.token_urlsafe(48)
+    )
+
+    enc = get("DESK_ENCRYPTION_KEY")
+    settings["DESK_ENCRYPTION_KEY"] = (
+        _fernet_key(enc)
+        if enc
+        else _instance_secret(
+            instance,
+            "encryption_key",
+            lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        )
+    )
+
+    pd_base = get("PIPEDRIVE_BASE_URL")
+    pd_domain = get("PIPEDRIVE_COMPANY_DOMAIN")
+    if pd_domain is not None and not _DOMAIN_RE.match(pd_domain):
+        raise ConfigError(
+            "PIPEDRIVE_COMPANY_DOMAIN",
+            "must be the company's subdomain only, e.g. 'acme' for acme.pipedrive.com",
+        )
+    if pd_base:
+        settings["PIPEDRIVE_BASE_URL"] = _http_url("PIPEDRIVE_BASE_URL", pd_base)
+    elif pd_domain:
+        settings["PIPEDRIVE_BASE_URL"] = f"https://{pd_domain}.pipedrive.com"
+    else:
+        settings["PIPEDRIVE_BASE_URL"] = None
+    settings["PIPEDRIVE_API_TOKEN"] = get("PIPEDRIVE_API_TOKEN")
+
+    stripe_key = get("STRIPE_SECRET_KEY")
+    if stripe_key is not None and not _STRIPE_KEY_RE.match(stripe_key):
+        raise ConfigError(
+            "STRIPE_SECRET_KEY",
+            "must be a Stripe secret or restricted key (sk_test_..., sk_live_..., rk_...)",
+        )
+    settings["STRIPE_SECRET_KEY"] = stripe_key
+    settings["STRIPE_API_BASE"] = _http_url(
+        "STRIPE_API_BASE", get("STRIPE_API_BASE") or "https://api.stripe.com"
+    )
+    whsec = get("STRIPE_WEBHOOK_SECRET")
+    if whsec is not None and not _WHSEC_RE.match(whsec):
+        raise ConfigError("STRIPE_WEBHOOK_SECRET", "must be a webhook signing secret (whsec_...)")
+    settings["STRIPE_WEBHOOK_SECRET"] = whsec
+
+    settings["DESK_INSTANCE_PATH"] = str(instance)
+    trust = get("DESK_TRUST_PROXY") or "0"
+    if trust not in ("0", "1"):
+        raise ConfigError("DESK_TRUST_PROXY", "must be 0 or 1")
+    settings["DESK_TRUST_PROXY"] = trust == "1"
+    return settings

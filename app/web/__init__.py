@@ -1,0 +1,49 @@
+"""Wiring shared by every page: extensions, blueprints, authorization, headers, errors."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.extensions import csrf, db, htmx, login_manager, migrate
+
+
+def init_app(app: Flask) -> None:
+    from app.web import database, errors, layout, security
+
+    if app.config.get("DESK_TRUST_PROXY"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    db.init_app(app)
+    database.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations_dir())),
+        render_as_batch=True, compare_type=True,
+    )
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+
+    from app.admin.routes import bp as admin_bp
+    from app.audit.routes import bp as audit_bp
+    from app.auth.routes import bp as auth_bp
+    from app.home import bp as home_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    app.register_blueprint(audit_bp)
+    app.register_blueprint(admin_bp)
+
+    security.init_app(app)
+    layout.init_app(app)
+    errors.init_app(app)
+
+    from app.cli import desk
+
+    app.cli.add_command(desk)
+
+
+def _migrations_dir():
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / "migrations"

@@ -1,0 +1,122 @@
+"""The route x role matrix, generated from the app's own URL map.
+
+Every route: anonymous -> sign-in, each role without the permission -> 403
+naming it, each role with it -> 200 or the route's own success code.
+A new route with path arguments or a POST must add an example below, so no
+route can escape the matrix.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.auth.permissions import PERMISSIONS, ROLES
+
+# endpoint -> how to call it: method, keyword arguments for the URL, form data,
+# and the status the right role gets.
+EXAMPLES: dict[str, dict] = {
+    "auth.logout": {"method": "POST", "expect": 302},
+    "auth.account": {"method": "GET"},
+}
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        yield rule
+
+
+def _call(client, app, rule, example, token):
+    method = example.get("method") or ("GET" if "GET" in rule.methods else "POST")
+    with app.test_request_context():
+        from flask import url_for
+
+        url = url_for(rule.endpoint, **example.get("args", {}))
+    data = dict(example.get("data", {}))
+    if method == "POST":
+        data["csrf_token"] = token
+        return client.post(url, data=data)
+    return client.get(url)
+
+
+def test_every_route_declares_access(app):
+    """Default deny is enforced by the hook, but every route must say what it needs."""
+    missing = []
+    for rule in _routes(app):
+        view = app.view_functions[rule.endpoint]
+        if not getattr(view, "desk_public", False) and not hasattr(view, "desk_permission"):
+            missing.append(rule.endpoint)
+    assert missing == []
+
+
+def test_routes_with_arguments_or_posts_have_examples(app):
+    for rule in _routes(app):
+        needs = rule.arguments or "GET" not in rule.methods
+        if needs:
+            assert rule.endpoint in EXAMPLES, f"add {rule.endpoint} to EXAMPLES"
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_matrix(app, client, make_user, login, role):
+    from tests.conftest import csrf_token
+
+    user = make_user(role)
+    checked = 0
+    for rule in _routes(app):
+        view = app.view_functions[rule.endpoint]
+        if getattr(view, "desk_public", False):
+            continue
+        example = EXAMPLES.get(rule.endpoint, {})
+        permission = view.desk_permission
+        # Fresh sign-in for every route: some routes (sign-out) end the session.
+        client.delete_cookie("session")
+        login(user)
+        token = csrf_token(client, "/")
+        resp = _call(client, app, rule, example, token)
+        if role in PERMISSIONS[permission][0]:
+            assert resp.status_code == example.get("expect", 200), (rule.endpoint, role)
+        else:
+            assert resp.status_code == 403, (rule.endpoint, role)
+            assert permission in resp.get_data(as_text=True)
+        checked += 1
+    assert checked >= 5
+
+
+def test_anonymous_is_sent_to_sign_in(app, client):
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client, "/login")
+    for rule in _routes(app):
+        view = app.view_functions[rule.endpoint]
+        example = EXAMPLES.get(rule.endpoint, {})
+        resp = _call(client, app, rule, example, token)
+        if getattr(view, "desk_public", False):
+            assert resp.status_code == 200, rule.endpoint
+        else:
+            assert resp.status_code == 302, rule.endpoint
+            assert "/login?next=" in resp.headers["Location"], rule.endpoint
+
+
+def test_anonymous_htmx_request_redirects_the_browser(client):
+    resp = client.get("/admin/audit/", headers={"HX-Request": "true"})
+    assert resp.status_code == 401
+    assert resp.headers["HX-Redirect"].startswith("/login?next=")
+
+
+def test_route_without_permission_is_closed_to_everyone(app, client, make_user, login):
+    def secret():
+        return "should never be seen"
+
+    app.add_url_rule("/unguarded", "unguarded", secret)
+    login(make_user(*ROLES))
+    resp = client.get("/unguarded")
+    assert resp.status_code == 403
+    assert b"closed to everyone" in resp.data
+
+
+def test_roles_page_lists_every_permission(client, make_user, login):
+    login(make_user("admin"))
+    html = client.get("/admin/roles").get_data(as_text=True)
+    for name in PERMISSIONS:
+        assert name in html
