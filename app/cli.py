@@ -121,6 +121,34 @@ def _mask_url(value):
         return value
 
 
+def _register_demo() -> None:
+    from app.demo import demo_command
+
+    desk.add_command(demo_command)
+
+
+_register_demo()
+
+
+def _register_intake() -> None:
+    from app.intake.cli import rules_group, sync_group
+
+    desk.add_command(sync_group)
+    desk.add_command(rules_group)
+
+
+_register_intake()
+
+
+def _register_scheduler() -> None:
+    from app.jobs.scheduler import scheduler_command
+
+    desk.add_command(scheduler_command)
+
+
+_register_scheduler()
+
+
 def register_sandbox_commands() -> None:
     """`flask desk sandbox ...`; the sandboxes load only when these run."""
     from app.sandbox.cli import sandbox

@@ -143,6 +143,9 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
     else:
         settings["PIPEDRIVE_BASE_URL"] = None
     settings["PIPEDRIVE_API_TOKEN"] = get("PIPEDRIVE_API_TOKEN")
+    # HTTP basic auth that Pipedrive sends with each webhook delivery.
+    settings["PIPEDRIVE_WEBHOOK_USER"] = get("PIPEDRIVE_WEBHOOK_USER")
+    settings["PIPEDRIVE_WEBHOOK_PASSWORD"] = get("PIPEDRIVE_WEBHOOK_PASSWORD")
 
     stripe_key = get("STRIPE_SECRET_KEY")
     if stripe_key is not None and not _STRIPE_KEY_RE.match(stripe_key):

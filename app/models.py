@@ -2,5 +2,31 @@
 
 from app.audit.models import AuditEntry
 from app.auth.models import LoginFailure, User, UserRole
+from app.connections.models import Setting
+from app.intake.models import (
+    BillingRule,
+    DealChange,
+    FieldMapping,
+    PdDeal,
+    PdDealDiscount,
+    PdDealProduct,
+    PdField,
+    PdInstallment,
+    PdOrganization,
+    PdPerson,
+    PdPipeline,
+    PdStage,
+    PdUser,
+    PipedriveWebhookEvent,
+    SyncRun,
+    SyncState,
+)
+from app.users.models import UserInvite
 
-__all__ = ["AuditEntry", "LoginFailure", "User", "UserRole"]
+__all__ = [
+    "Setting", "UserInvite",
+    "AuditEntry", "BillingRule", "DealChange", "FieldMapping", "LoginFailure", "PdDeal",
+    "PdDealDiscount", "PdDealProduct", "PdField", "PdInstallment", "PdOrganization", "PdPerson",
+    "PdPipeline", "PdStage", "PdUser", "PipedriveWebhookEvent", "SyncRun", "SyncState", "User",
+    "UserRole",
+]

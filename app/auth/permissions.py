@@ -19,10 +19,23 @@ ROLES: dict[str, str] = {
 # permission -> (roles granted, what it allows, in plain words)
 PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
     "home.view": (frozenset(ROLES), "See the start page"),
+    "queue.view": (
+        frozenset({"finance", "approver", "admin"}), "See the deals that are ready to bill"
+    ),
+    "queue.sync": (frozenset({"finance", "admin"}), "Start a Pipedrive sync now"),
+    "deals.view": (
+        frozenset({"finance", "approver", "admin"}), "See a deal's snapshot and its history"
+    ),
     "account.view": (frozenset(ROLES), "See and change one's own account"),
     "audit.view": (frozenset({"admin"}), "Browse the audit log"),
     "admin.view": (frozenset({"admin"}), "Open the admin area"),
     "roles.view": (frozenset({"admin"}), "See what each role may do"),
+    "users.manage": (
+        frozenset({"admin"}), "Create users, assign roles, deactivate, reset passwords"
+    ),
+    "connections.manage": (
+        frozenset({"admin"}), "Set the Pipedrive and Stripe connections and their secrets"
+    ),
 }
 
 

@@ -27,19 +27,32 @@ def init_app(app: Flask) -> None:
     from app.admin.routes import bp as admin_bp
     from app.audit.routes import bp as audit_bp
     from app.auth.routes import bp as auth_bp
+    from app.connections.routes import bp as connections_bp
     from app.home import bp as home_bp
+    from app.users.routes import bp as users_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(admin_bp)
 
+    from app.intake.webhooks import bp as pd_webhooks_bp
+    from app.queue.routes import bp as queue_bp
+
+    app.register_blueprint(queue_bp)
+    app.register_blueprint(pd_webhooks_bp)
+    csrf.exempt(pd_webhooks_bp)  # authenticated by HTTP basic auth, not a browser session
+    app.register_blueprint(users_bp)
+    app.register_blueprint(connections_bp)
+
     security.init_app(app)
     layout.init_app(app)
     errors.init_app(app)
 
     from app.cli import desk
+    from app.connections.cli import rotate_encryption_key
 
+    desk.add_command(rotate_encryption_key)
     app.cli.add_command(desk)
 
 

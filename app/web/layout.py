@@ -29,7 +29,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Approvals", "approvals.inbox", "invoices.approve", ("approvals",)),
     NavItem("Mismatches", "mismatches.index", "mismatches.view", ("mismatches",)),
     NavItem("Sales", "sales.index", "sales.view", ("sales",)),
-    NavItem("Admin", "admin.index", "admin.view", ("admin", "audit")),
+    NavItem("Admin", "admin.index", "admin.view", ("admin", "audit", "users", "connections")),
 ]
 
 
@@ -66,8 +66,16 @@ def localtime(value: dt.datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
+def has_endpoint(name: str) -> bool:
+    return name in current_app.view_functions
+
+
 def init_app(app: Flask) -> None:
+    from app.money import format_money
+
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["has_endpoint"] = has_endpoint
+    app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -1,0 +1,275 @@
+"""Connection settings: what the rest of the desk calls.
+
+`effective(name)` gives the value saved in the desk if any, else the
+environment's (`current_app.config[name]`), so a headless deployment configured
+only through the environment keeps working and the admin page overrides it.
+
+Secrets are stored as Fernet ciphertext under DESK_ENCRYPTION_KEY, never
+rendered back (only "•••• last 4"), and never written to the audit log.
+Helpers flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.audit.operations import record
+from app.connections.models import Setting
+from app.extensions import db
+from app.types import utcnow
+
+SECRET_NAMES = frozenset(
+    {
+        "PIPEDRIVE_API_TOKEN",
+        "PIPEDRIVE_OAUTH_CLIENT_SECRET",
+        "PIPEDRIVE_OAUTH_ACCESS_TOKEN",
+        "PIPEDRIVE_OAUTH_REFRESH_TOKEN",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+    }
+)
+PLAIN_NAMES = frozenset(
+    {
+        "PIPEDRIVE_BASE_URL",
+        "PIPEDRIVE_AUTH_MODE",  # "token" or "oauth"
+        "PIPEDRIVE_OAUTH_CLIENT_ID",
+        "PIPEDRIVE_OAUTH_EXPIRES_AT",  # ISO 8601, UTC
+        "STRIPE_API_BASE",
+    }
+)
+NAMES = SECRET_NAMES | PLAIN_NAMES
+MASK = "••••"
+
+
+class ConnectionNotConfigured(Exception):
+    """A connection the desk needs is not set up; the message says what to do."""
+
+
+class SecretUnreadable(Exception):
+    """A saved secret cannot be decrypted with the current DESK_ENCRYPTION_KEY."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name} is saved in the desk but cannot be decrypted with the current "
+            "DESK_ENCRYPTION_KEY: enter it again on the Connections page"
+        )
+        self.name = name
+
+
+def _fernet(key: str | None = None) -> Fernet:
+    return Fernet((key or current_app.config["DESK_ENCRYPTION_KEY"]).encode())
+
+
+def encrypt(plain: str, key: str | None = None) -> str:
+    return _fernet(key).encrypt(plain.encode()).decode()
+
+
+def decrypt(token: str, key: str | None = None) -> str:
+    return _fernet(key).decrypt(token.encode()).decode()
+
+
+def _check(name: str) -> None:
+    if name not in NAMES:
+        raise KeyError(f"unknown connection setting {name!r}")
+
+
+def _row(name: str) -> Setting | None:
+    return db.session.execute(select(Setting).where(Setting.name == name)).scalar_one_or_none()
+
+
+def saved(name: str) -> str | None:
+    """The value saved in the desk (decrypted), or None."""
+    _check(name)
+    row = _row(name)
+    if row is None:
+        return None
+    if row.ciphertext is not None:
+        try:
+            return decrypt(row.ciphertext)
+        except InvalidToken:
+            raise SecretUnreadable(name) from None
+    return row.value
+
+
+def effective(name: str) -> str | None:
+    """The value the desk uses: saved in the desk if any, else the environment's."""
+    value = saved(name)
+    if value is not None:
+        return value
+    return current_app.config.get(name) or None
+
+
+def source(name: str) -> str | None:
+    """Where the effective value comes from: "desk", "environment" or None."""
+    _check(name)
+    if _row(name) is not None:
+        return "desk"
+    return "environment" if current_app.config.get(name) else None
+
+
+def mask(value: str | None) -> str:
+    if not value:
+        return ""
+    return f"{MASK} {value[-4:]}" if len(value) >= 12 else MASK
+
+
+def describe(name: str) -> dict:
+    """What the page may show about a setting: never a secret's value."""
+    _check(name)
+    info = {"name": name, "source": source(name), "shown": "", "problem": None}
+    try:
+        value = effective(name)
+    except SecretUnreadable as exc:
+        info["problem"] = str(exc)
+        return info
+    info["shown"] = mask(value) if name in SECRET_NAMES else (value or "")
+    return info
+
+
+def _actor_id() -> int | None:
+    try:
+        return current_user.id if current_user and current_user.is_authenticated else None
+    except RuntimeError:  # outside a request (CLI, job)
+        return None
+
+
+def save(name: str, value: str, *, audit_action: str | None = None) -> str | None:
+    """Save a setting in the desk. Returns what happened ("set", "rotated",
+    "changed") or None when nothing changed. The audit entry never holds a secret.
+    """
+    _check(name)
+    row = _row(name)
+    secret = name in SECRET_NAMES
+    if secret:
+        if row is not None:
+            try:
+                if decrypt(row.ciphertext or "") == value:
+                    return None
+            except InvalidToken:
+                pass
+        what = "rotated" if row is not None else "set"
+        if row is None:
+            row = Setting(name=name)
+            db.session.add(row)
+        row.ciphertext, row.value = encrypt(value), None
+        before = {"secret": "saved"} if what == "rotated" else None
+        after = {"secret": what}
+    else:
+        old = row.value if row is not None else None
+        if row is not None and old == value:
+            return None
+        what = "changed" if row is not None else "set"
+        if row is None:
+            row = Setting(name=name)
+            db.session.add(row)
+        row.value, row.ciphertext = value, None
+        before = {"value": old} if old is not None else None
+        after = {"value": value}
+    row.updated_at = utcnow()
+    row.updated_by_id = _actor_id()
+    db.session.flush()
+    kind = "secret" if secret else "setting"
+    record(audit_action or f"connection.{kind}_{what}", "setting", name, before, after)
+    return what
+
+
+def forget(name: str) -> bool:
+    """Remove the desk's value: the environment's applies again."""
+    _check(name)
+    row = _row(name)
+    if row is None:
+        return False
+    db.session.delete(row)
+    db.session.flush()
+    before = {"secret": "saved"} if row.ciphertext is not None else {"value": row.value}
+    record("connection.setting_removed", "setting", name, before, None)
+    return True
+
+
+def reencrypt_all(old_key: str, new_key: str) -> int:
+    """Re-encrypt every saved secret from `old_key` to `new_key`. Returns the count."""
+    rows = db.session.execute(select(Setting).where(Setting.ciphertext.is_not(None))).scalars()
+    count = 0
+    for row in rows:
+        try:
+            plain = decrypt(row.ciphertext, old_key)
+        except InvalidToken:
+            raise SecretUnreadable(row.name) from None
+        row.ciphertext = encrypt(plain, new_key)
+        count += 1
+    db.session.flush()
+    record("connection.encryption_key_rotated", "setting", "*", None, {"secrets": count})
+    return count
+
+
+# --- Pipedrive authentication -------------------------------------------------
+
+
+def pipedrive_mode() -> str:
+    """"oauth" or "token": the admin's choice, else whatever the environment provides."""
+    mode = effective("PIPEDRIVE_AUTH_MODE")
+    if mode in ("token", "oauth"):
+        return mode
+    try:
+        if not effective("PIPEDRIVE_API_TOKEN") and effective("PIPEDRIVE_OAUTH_ACCESS_TOKEN"):
+            return "oauth"
+    except SecretUnreadable:
+        pass  # reported where the secret is shown or used
+    return "token"
+
+
+def oauth_expires_at() -> dt.datetime | None:
+    raw = effective("PIPEDRIVE_OAUTH_EXPIRES_AT")
+    if not raw:
+        return None
+    try:
+        return dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def pipedrive_auth() -> dict:
+    """How to authenticate to Pipedrive right now.
+
+    {"kind": "token", "token": ...}, sent as the `x-api-token` header; or
+    {"kind": "oauth", "access_token": ..., "refresh": callable, "expires_at": ...}:
+    send `Authorization: Bearer <access_token>`; on a 401 (or after
+    expires_at) call `refresh()`, which returns a new access token and saves
+    it (flushed: the caller's transaction commits it).
+
+    Raises ConnectionNotConfigured with the admin's next step when nothing is set.
+    """
+    if pipedrive_mode() == "oauth":
+        access = effective("PIPEDRIVE_OAUTH_ACCESS_TOKEN")
+        if not access:
+            raise ConnectionNotConfigured(
+                "Pipedrive is set to OAuth but not connected yet: an admin must click "
+                "“Connect with Pipedrive” on the Connections page"
+            )
+        from app.connections.oauth import refresh_access_token
+
+        refresh: Callable[[], str] = refresh_access_token
+        return {
+            "kind": "oauth", "access_token": access, "refresh": refresh,
+            "expires_at": oauth_expires_at(),
+        }
+    token = effective("PIPEDRIVE_API_TOKEN")
+    if not token:
+        raise ConnectionNotConfigured(
+            "No Pipedrive API token: an admin must enter one on the Connections page "
+            "(or set PIPEDRIVE_API_TOKEN)"
+        )
+    return {"kind": "token", "token": token}
+
+
+def pipedrive_headers(auth: dict | None = None) -> dict[str, str]:
+    auth = auth or pipedrive_auth()
+    if auth["kind"] == "oauth":
+        return {"Authorization": f"Bearer {auth['access_token']}"}
+    return {"x-api-token": auth["token"]}

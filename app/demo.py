@@ -1,0 +1,154 @@
+"""`flask desk demo`: the offline demo in one command.
+
+Starts the Pipedrive and Stripe sandboxes, seeds them, migrates the desk's
+database, creates the demo users, and serves the desk at 127.0.0.1:5000 with
+the scheduler in its own process. Every part is a separate process, exactly as
+in production; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import requests
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+PIPEDRIVE_PORT = 12112
+STRIPE_PORT = 12111
+DEMO_PIPEDRIVE_TOKEN = "pd_sandbox_token"  # noqa: S105 - the sandbox's public demo token
+DEMO_STRIPE_KEY = "sk_test_sandbox"  # noqa: S105 - the sandbox's public demo key
+
+DEMO_USERS = [
+    ("admin@demo.billingdesk.test", "Ada Admin", ("admin",), "demo-admin-2026"),
+    ("finance@demo.billingdesk.test", "Fiona Finance", ("finance",), "demo-finance-2026"),
+    ("approver@demo.billingdesk.test", "Arne Approver", ("approver",), "demo-approver-2026"),
+    ("sales@demo.billingdesk.test", "Sam Sales", ("sales",), "demo-sales-2026"),
+]
+
+
+def demo_environment(instance: Path) -> dict[str, str]:
+    """The desk's environment when it talks to the local sandboxes."""
+    env = dict(os.environ)
+    env.setdefault("PIPEDRIVE_BASE_URL", f"http://127.0.0.1:{PIPEDRIVE_PORT}")
+    env.setdefault("PIPEDRIVE_API_TOKEN", DEMO_PIPEDRIVE_TOKEN)
+    env.setdefault("STRIPE_SECRET_KEY", DEMO_STRIPE_KEY)
+    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{STRIPE_PORT}")
+    env.setdefault("DESK_INSTANCE_PATH", str(instance))
+    return env
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"{what} exited with code {proc.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)  # polling a process we just started, not a test
+    raise click.ClickException(f"{what} did not start within {timeout:.0f} s")
+
+
+def ensure_demo_users() -> list[tuple[str, str, str]]:
+    from app.auth.models import User
+    from app.auth.operations import create_user
+    from app.extensions import db
+
+    shown = []
+    for email, name, roles, password in DEMO_USERS:
+        if db.session.execute(select(User.id).where(User.email == email)).first() is None:
+            create_user(email, roles, password, name=name)
+        shown.append((", ".join(roles), email, password))
+    db.session.commit()
+    return shown
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--no-sandboxes", is_flag=True, help="Use the configured real accounts instead.")
+@with_appcontext
+def demo_command(port: int, no_sandboxes: bool) -> None:
+    """Run the offline demo: sandboxes, seed, migrations, web server, scheduler."""
+    from flask_migrate import upgrade
+
+    from app.audit.operations import set_system_actor
+
+    instance = Path(current_app.config["DESK_INSTANCE_PATH"])
+    state_dir = instance / "sandbox"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = demo_environment(instance)
+    flask = [sys.executable, "-m", "flask", "--app", "app:create_app"]
+    procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(name: str, args: list[str]) -> subprocess.Popen:
+        proc = subprocess.Popen(args, env=env)  # noqa: S603 - our own commands
+        procs.append((name, proc))
+        return proc
+
+    def stop_all(*_):
+        for _name, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    try:
+        set_system_actor("system:demo")
+        upgrade()
+        logins = ensure_demo_users()
+        if not no_sandboxes:
+            pd = start("pipedrive sandbox", flask + [
+                "desk", "sandbox", "pipedrive", "--port", str(PIPEDRIVE_PORT),
+                "--state-file", str(state_dir / "pipedrive.json")])
+            st = start("stripe sandbox", flask + [
+                "desk", "sandbox", "stripe", "--port", str(STRIPE_PORT),
+                "--state-file", str(state_dir / "stripe.json")])
+            _wait_until_up(f"http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/", pd, "Pipedrive sandbox")
+            _wait_until_up(f"http://127.0.0.1:{STRIPE_PORT}/_sandbox/", st, "Stripe sandbox")
+            subprocess.run(  # noqa: S603
+                flask + ["desk", "sandbox", "seed", "--url", f"http://127.0.0.1:{PIPEDRIVE_PORT}",
+                         "--if-empty"],
+                env=env, check=True,
+            )
+        web = start("web", [
+            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", "2", "--threads", "4", "--access-logfile", "-", "wsgi:app"])
+        if "scheduler" in _desk_commands():
+            start("scheduler", flask + ["desk", "scheduler"])
+        _wait_until_up(f"http://127.0.0.1:{port}/login", web, "web server")
+        click.echo("")
+        click.echo(f"Billing Desk demo: http://127.0.0.1:{port}")
+        if not no_sandboxes:
+            click.echo(f"  Pipedrive sandbox: http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/")
+            click.echo(f"  Stripe sandbox:    http://127.0.0.1:{STRIPE_PORT}/_sandbox/")
+        click.echo("  Demo sign-ins:")
+        for roles, email, password in logins:
+            click.echo(f"    {roles:<9} {email:<34} {password}")
+        click.echo("Press Ctrl-C to stop.")
+        while all(p.poll() is None for _n, p in procs):
+            time.sleep(1)  # supervising child processes
+        dead = [n for n, p in procs if p.poll() is not None]
+        raise click.ClickException(f"{', '.join(dead)} stopped; shutting the demo down")
+    except KeyboardInterrupt:
+        click.echo("\nStopping the demo…")
+    finally:
+        stop_all()
+
+
+def _desk_commands() -> set[str]:
+    from app.cli import desk
+
+    return set(desk.commands)

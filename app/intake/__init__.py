@@ -1,0 +1,1 @@
+"""Deal intake: local snapshots of Pipedrive deals and the ready-to-bill queue."""

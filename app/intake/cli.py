@@ -1,0 +1,109 @@
+"""`flask desk sync deals`, `flask desk rules ...`."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from app.extensions import db
+
+
+@click.group("sync")
+def sync_group():
+    """Pull changes from Pipedrive (and, later, Stripe)."""
+
+
+@sync_group.command("deals")
+@click.option("--full", is_flag=True, help="Re-read every deal, not only changes.")
+@with_appcontext
+def sync_deals_command(full):
+    """Run one deal intake cycle now."""
+    from app.audit.operations import set_system_actor
+    from app.intake.operations import run_deal_sync
+
+    set_system_actor("cli:sync")
+    run = run_deal_sync(trigger="manual", full=full)
+    c = run.counts or {}
+    click.echo(
+        f"{run.status}: {c.get('deals', 0)} deals read ({c.get('created', 0)} new, "
+        f"{c.get('updated', 0)} changed), {run.requests} requests, {run.tokens} tokens"
+    )
+    if run.error:
+        click.echo(run.error, err=True)
+    if run.status == "failed":
+        raise SystemExit(1)
+
+
+@click.group("rules")
+def rules_group():
+    """Ready-to-bill rules per pipeline."""
+
+
+@rules_group.command("list")
+@with_appcontext
+def rules_list():
+    from app.intake.models import BillingRule, PdPipeline, PdStage
+
+    for rule in db.session.execute(select(BillingRule)).scalars():
+        pipeline = db.session.get(PdPipeline, rule.pipeline_id)
+        stages = [db.session.get(PdStage, s) for s in rule.ready_stage_ids]
+        click.echo(
+            f"{pipeline.name if pipeline else rule.pipeline_id}: {rule.match} "
+            f"[{', '.join(s.name for s in stages if s)}]"
+        )
+
+
+@rules_group.command("set")
+@click.argument("pipeline")
+@click.option("--stage", "stages", multiple=True, help="Stage name or id; repeat for several.")
+@click.option(
+    "--match",
+    type=click.Choice(["stage", "won", "stage_and_won", "stage_or_won"]),
+    default="stage_or_won",
+    show_default=True,
+)
+@with_appcontext
+def rules_set(pipeline, stages, match):
+    """Set which stages of PIPELINE (name or id) mean ready to bill."""
+    from app.audit.operations import set_system_actor
+    from app.intake.models import PdPipeline, PdStage
+    from app.intake.sync import recompute_ready, set_rule
+
+    set_system_actor("cli:rules")
+    pl = _find(PdPipeline, pipeline, None)
+    ids = []
+    for s in stages:
+        stage = _find(PdStage, s, pl.id)
+        ids.append(stage.id)
+    set_rule(pl.id, ids, match)
+    changed = recompute_ready()
+    db.session.commit()
+    click.echo(f"{pl.name}: {match} {ids}; {changed} deals changed readiness")
+
+
+@rules_group.command("defaults")
+@with_appcontext
+def rules_defaults():
+    """Demo defaults for pipelines without a rule (their 'ready to invoice' stage, or won)."""
+    from app.audit.operations import set_system_actor
+    from app.intake.operations import apply_default_rules
+
+    set_system_actor("cli:rules")
+    for line in apply_default_rules():
+        click.echo(line)
+    db.session.commit()
+
+
+def _find(model, key: str, pipeline_id):
+    q = select(model)
+    if pipeline_id is not None:
+        q = q.where(model.pipeline_id == pipeline_id)
+    q = q.where(model.id == int(key)) if key.isdigit() else q.where(model.name == key)
+    row = db.session.execute(q).scalars().first()
+    if row is None:
+        raise click.UsageError(
+            f"no {model.__tablename__.split('_')[-1]} named {key!r}; "
+            "run `flask desk sync deals` first"
+        )
+    return row

@@ -1,0 +1,1 @@
+"""Background work: runs only in the scheduler process, never in web workers."""

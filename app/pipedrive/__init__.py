@@ -1,0 +1,1 @@
+"""Talking to Pipedrive: the one client every Pipedrive request goes through."""

@@ -1,0 +1,1 @@
+"""The ready-to-bill queue and the deal page."""

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+from sqlalchemy import select
+
+from app.auth.permissions import requires
+from app.extensions import db
+from app.intake.models import (
+    DealChange,
+    PdDeal,
+    PdOrganization,
+    PdPerson,
+    PdPipeline,
+    PdStage,
+    PdUser,
+    SyncRun,
+)
+from app.intake.operations import last_sync, request_sync
+from app.queue.query import QueueFilters, deal_flags, filter_options, queue_count, queue_page
+
+bp = Blueprint("queue", __name__)
+
+
+def _drifted_ids(deal_ids) -> set[int]:
+    try:
+        from app.invoices.queries import drifted_among
+    except ImportError:
+        return set()
+    return drifted_among(deal_ids)
+
+
+@bp.route("/queue/")
+@requires("queue.view")
+def index():
+    f = QueueFilters.from_args(request.args)
+    rows, next_token = queue_page(f)
+    drifted = _drifted_ids([r[0].id for r in rows])
+    context = dict(
+        f=f,
+        rows=[(r, deal_flags(r[0], r[0].id in drifted)) for r in rows],
+        next_token=next_token,
+        total=queue_count(f),
+        options=filter_options(),
+    )
+    if request.htmx and not request.htmx.boosted:
+        target = request.htmx.target or ""
+        if target == "queue-rows" and f.after:
+            return render_template("queue/_rows.html", **context)
+        return render_template("queue/_results.html", **context)
+    state, run = last_sync()
+    return render_template("queue/index.html", state=state, run=run, **context)
+
+
+@bp.route("/queue/sync", methods=["POST"])
+@requires("queue.sync")
+def sync_now():
+    """Queue a sync for the scheduler process and show its progress."""
+    run = request_sync(trigger="manual")
+    db.session.commit()
+    state, _ = last_sync()
+    return render_template("queue/_sync.html", run=run, state=state), 202
+
+
+@bp.route("/queue/sync/<int:run_id>")
+@requires("queue.view")
+def sync_status(run_id: int):
+    run = db.session.get(SyncRun, run_id) or abort(404)
+    state, _ = last_sync()
+    return render_template("queue/_sync.html", run=run, state=state)
+
+
+@bp.route("/deals/<int:deal_id>")
+@requires("deals.view")
+def deal(deal_id: int):
+    deal = db.session.get(PdDeal, deal_id) or abort(404)
+    person = db.session.get(PdPerson, deal.person_id) if deal.person_id else None
+    org = db.session.get(PdOrganization, deal.org_id) if deal.org_id else None
+    owner = db.session.get(PdUser, deal.owner_id) if deal.owner_id else None
+    pipeline = db.session.get(PdPipeline, deal.pipeline_id) if deal.pipeline_id else None
+    stage = db.session.get(PdStage, deal.stage_id) if deal.stage_id else None
+    history = (
+        db.session.execute(
+            select(DealChange)
+            .where(DealChange.deal_id == deal.id)
+            .order_by(DealChange.id.desc())
+            .limit(50)
+        )
+        .scalars()
+        .all()
+    )
+    invoices = []
+    try:
+        from app.invoices.queries import invoices_for_deal
+
+        invoices = invoices_for_deal(deal.id)
+    except ImportError:
+        pass
+    return render_template(
+        "deals/show.html",
+        deal=deal,
+        person=person,
+        org=org,
+        owner=owner,
+        pipeline=pipeline,
+        stage=stage,
+        history=history,
+        invoices=invoices,
+        flags=deal_flags(deal, deal.id in _drifted_ids([deal.id])),
+    )
