@@ -21,9 +21,11 @@ from app.intake.models import (
     SyncRun,
     SyncState,
 )
+from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
 from app.users.models import UserInvite
 
 __all__ = [
+    "Invoice", "InvoiceDiscount", "InvoiceLine",
     "Setting", "UserInvite",
     "AuditEntry", "BillingRule", "DealChange", "FieldMapping", "LoginFailure", "PdDeal",
     "PdDealDiscount", "PdDealProduct", "PdField", "PdInstallment", "PdOrganization", "PdPerson",

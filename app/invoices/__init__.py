@@ -1,0 +1,1 @@
+"""Invoices: drafting, editing, totals exactly as Stripe computes them."""

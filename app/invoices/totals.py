@@ -1,0 +1,233 @@
+"""Invoice totals exactly as Stripe will compute them, and the lines Stripe gets.
+
+The desk pushes each product line as an invoice line (unit price in minor units
+as `unit_amount_decimal`, fractional quantities as `quantity_decimal`) and each
+discount as a negative line carrying the same tax rate, so Stripe's arithmetic
+on what it receives is the arithmetic below, line for line:
+
+- line amount = unit price (minor units) x quantity, rounded half up;
+- a percentage discount on a line = its amount x rate, rounded half up; an
+  amount discount is taken as typed;
+- an invoice-level discount is split over the groups of lines that share a tax
+  rate (percentage: per group, rounded; amount: pro rata, largest remainder),
+  so tax stays right;
+- exclusive tax per line = amount x rate, rounded half up; inclusive tax per
+  line = amount - round(amount x 100 / (100 + rate));
+- total = sum of line amounts + exclusive taxes; amount due = total.
+
+Everything is integer minor units inside; Decimal major units outside. No float.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from app.money import MAX_MINOR_UNITS, exponent, from_minor
+
+MAX_STRIPE_LINES = 250  # Stripe refuses more invoice items on one invoice
+
+
+def half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class LineInput:
+    key: object
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # major units
+    discount_type: str | None = None
+    discount_value: Decimal | None = None
+    tax_rate: Decimal = Decimal(0)
+    tax_behavior: str = "none"
+    excluded: bool = False
+
+
+@dataclass(frozen=True)
+class DiscountInput:
+    description: str
+    type: str  # percentage | amount
+    value: Decimal
+
+
+@dataclass
+class PushLine:
+    """One line as Stripe will receive it (minor units)."""
+
+    description: str
+    amount: int
+    tax_rate: Decimal
+    tax_behavior: str
+    kind: str  # product | line_discount | invoice_discount
+    unit_amount_decimal: Decimal | None = None
+    quantity: Decimal | None = None
+    source: object = None
+    tax: int = 0
+
+    @property
+    def is_discount(self) -> bool:
+        return self.kind != "product"
+
+
+@dataclass
+class TaxGroup:
+    rate: Decimal
+    behavior: str
+    taxable: int = 0  # minor units the tax was computed on
+    tax: int = 0
+
+
+@dataclass
+class Totals:
+    currency: str
+    push_lines: list[PushLine]
+    line_amounts: dict  # key -> (amount, discount, net) minor units, for the editor
+    products: int  # sum of product lines before any discount
+    discounts: int  # sum of discounts (a positive number)
+    subtotal: int  # Stripe's subtotal: all pushed lines
+    exclusive_tax: int
+    inclusive_tax: int
+    total: int
+    taxes: list[TaxGroup] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def amount_due(self) -> int:
+        return self.total
+
+    def major(self, minor: int) -> Decimal:
+        return from_minor(minor, self.currency)
+
+    @property
+    def tax_total(self) -> int:
+        return self.exclusive_tax + self.inclusive_tax
+
+
+def minor_decimal(amount: Decimal, currency: str) -> Decimal:
+    """Major units to (possibly fractional) minor units, exactly."""
+    return amount.scaleb(exponent(currency))
+
+
+def _tax(amount: int, rate: Decimal, behavior: str) -> int:
+    if behavior == "exclusive":
+        return half_up(Decimal(amount) * rate / 100)
+    if behavior == "inclusive":
+        return amount - half_up(Decimal(amount) * 100 / (100 + rate))
+    return 0
+
+
+def _group_key(rate: Decimal, behavior: str) -> tuple[Decimal, str]:
+    if behavior == "none":
+        return Decimal(0), "none"
+    return rate.normalize(), behavior
+
+
+def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput]) -> Totals:
+    currency = currency.upper()
+    push: list[PushLine] = []
+    line_amounts: dict = {}
+    problems: list[str] = []
+    products = 0
+
+    for ln in lines:
+        if ln.excluded:
+            continue
+        unit = minor_decimal(ln.unit_price, currency)
+        amount = half_up(unit * ln.quantity)
+        products += amount
+        push.append(PushLine(ln.description, amount, ln.tax_rate, ln.tax_behavior, "product",
+                             unit_amount_decimal=unit, quantity=ln.quantity, source=ln.key))
+        off = 0
+        if ln.discount_type == "percentage" and ln.discount_value:
+            off = half_up(Decimal(amount) * ln.discount_value / 100)
+        elif ln.discount_type == "amount" and ln.discount_value:
+            off = half_up(minor_decimal(ln.discount_value, currency))
+        if off > amount:
+            problems.append(f"The discount on “{ln.description}” is larger than the line.")
+        if off:
+            label = (f"{ln.discount_value.normalize():f}%" if ln.discount_type == "percentage"
+                     else "amount")
+            push.append(PushLine(f"Discount ({label}) on {ln.description}"[:500], -off,
+                                 ln.tax_rate, ln.tax_behavior, "line_discount", source=ln.key))
+        line_amounts[ln.key] = (amount, off, amount - off)
+
+    # Invoice-level discounts, one negative line per tax group they touch.
+    for disc in discounts:
+        groups: OrderedDict[tuple, int] = OrderedDict()
+        for pl in push:
+            key = _group_key(pl.tax_rate, pl.tax_behavior)
+            groups[key] = groups.get(key, 0) + pl.amount
+        base = sum(v for v in groups.values() if v > 0)
+        if base <= 0 or not disc.value:
+            continue
+        shares: dict[tuple, int] = {}
+        if disc.type == "percentage":
+            for key, net in groups.items():
+                if net > 0:
+                    shares[key] = half_up(Decimal(net) * disc.value / 100)
+        else:
+            total_off = half_up(minor_decimal(disc.value, currency))
+            if total_off > base:
+                problems.append(f"The discount “{disc.description}” is larger than the invoice.")
+                total_off = base
+            positive = [(k, v) for k, v in groups.items() if v > 0]
+            exact = {k: Decimal(total_off) * v / base for k, v in positive}
+            floors = {k: int(x) for k, x in exact.items()}
+            left = total_off - sum(floors.values())
+            # Largest remainder: the leftover minor units go where the rounding lost most.
+            for k, _x in sorted(exact.items(), key=lambda kv: (kv[1] - int(kv[1])),
+                                reverse=True)[:left]:
+                floors[k] += 1
+            shares = floors
+        for (rate, behavior), off in shares.items():
+            if off:
+                suffix = f" ({rate}% tax)" if behavior != "none" and len(shares) > 1 else ""
+                push.append(PushLine(f"{disc.description}{suffix}"[:500], -off, rate, behavior,
+                                     "invoice_discount"))
+
+    taxes: OrderedDict[tuple, TaxGroup] = OrderedDict()
+    excl = incl = 0
+    for pl in push:
+        pl.tax = _tax(pl.amount, pl.tax_rate, pl.tax_behavior)
+        if pl.tax_behavior == "none":
+            continue
+        key = _group_key(pl.tax_rate, pl.tax_behavior)
+        group = taxes.setdefault(key, TaxGroup(key[0], key[1]))
+        group.tax += pl.tax
+        group.taxable += pl.amount - pl.tax if pl.tax_behavior == "inclusive" else pl.amount
+        if pl.tax_behavior == "exclusive":
+            excl += pl.tax
+        else:
+            incl += pl.tax
+
+    subtotal = sum(pl.amount for pl in push)
+    total = subtotal + excl
+    discount_sum = -sum(pl.amount for pl in push if pl.is_discount)
+    if total < 0:
+        problems.append("The total is below zero: reduce the discounts.")
+    if len(push) > MAX_STRIPE_LINES:
+        problems.append(
+            f"Stripe takes at most {MAX_STRIPE_LINES} lines per invoice; this one needs "
+            f"{len(push)} (discounts count as lines)."
+        )
+    for pl in push:
+        if abs(pl.amount) > MAX_MINOR_UNITS:
+            problems.append(f"“{pl.description}” is above Stripe's limit for one amount.")
+    if total > MAX_MINOR_UNITS:
+        problems.append("The total is above Stripe's limit for one invoice.")
+    return Totals(currency, push, line_amounts, products, discount_sum, subtotal, excl, incl,
+                  total, list(taxes.values()), problems)
+
+
+def for_invoice(invoice) -> Totals:
+    """Totals of an ORM invoice (lines and invoice-level discounts)."""
+    lines = [
+        LineInput(ln.id or id(ln), ln.description, ln.quantity, ln.unit_price, ln.discount_type,
+                  ln.discount_value, ln.tax_rate or Decimal(0), ln.tax_behavior, ln.excluded)
+        for ln in invoice.lines
+    ]
+    discounts = [DiscountInput(d.description, d.type, d.value) for d in invoice.discounts]
+    return compute(invoice.currency, lines, discounts)
