@@ -1,5 +1,6 @@
 """Import every model so the metadata (and Alembic) sees the whole schema."""
 
+from app.approvals.models import ApprovalPolicy, ApprovalThreshold
 from app.audit.models import AuditEntry
 from app.auth.models import LoginFailure, User, UserRole
 from app.connections.models import Setting
@@ -25,6 +26,7 @@ from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
 from app.users.models import UserInvite
 
 __all__ = [
+    "ApprovalPolicy", "ApprovalThreshold",
     "Invoice", "InvoiceDiscount", "InvoiceLine",
     "Setting", "UserInvite",
     "AuditEntry", "BillingRule", "DealChange", "FieldMapping", "LoginFailure", "PdDeal",

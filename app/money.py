@@ -27,6 +27,11 @@ STRIPE_CURRENCIES = frozenset(
 MAX_MINOR_UNITS = 99_999_999
 
 
+def step(currency: str) -> int:
+    """The smallest amount Stripe accepts, in minor units: 10 for three-decimal currencies."""
+    return 10 if currency.upper() in THREE_DECIMAL else 1
+
+
 def exponent(currency: str) -> int:
     code = currency.upper()
     if code in ZERO_DECIMAL:
@@ -84,6 +89,10 @@ def parse_amount(text: str, currency: str, *, allow_negative: bool = False) -> D
         if places == 0:
             raise ValueError(f"{currency.upper()} has no decimals: enter a whole amount.")
         raise ValueError(f"{currency.upper()} allows at most {places} decimals.")
+    if step(currency) > 1 and value.scaleb(places) % step(currency):
+        raise ValueError(
+            f"Stripe takes {currency.upper()} amounts in steps of 0.010: the last digit must be 0."
+        )
     return value
 
 

@@ -41,6 +41,53 @@ EXAMPLES: dict[str, dict] = {
     "queue.sync_now": {"method": "POST", "expect": 202},
     "queue.sync_status": {"method": "GET", "args": lambda o: {"run_id": o["run_id"]}},
     "queue.deal": {"method": "GET", "args": lambda o: {"deal_id": o["deal_id"]}},
+    # Approvals: on the draft invoice from make_objects(). Without htmx every action
+    # redirects (303), refused or not; the refusal is a flash message.
+    **{
+        f"approvals.{action}": {
+            "method": "POST", "expect": 303, "args": lambda o: {"invoice_id": o["invoice_id"]},
+        }
+        for action in ("submit", "approve", "reject", "hold", "release", "cancel")
+    },
+    "approvals.timeline": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "approvals.review": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    # Nothing selected: 400 with "Choose at least one invoice".
+    "approvals.approve_many": {"method": "POST", "expect": 400},
+    "approval_policy.four_eyes": {"method": "POST", "expect": 303},
+    "approval_policy.set_threshold": {
+        "method": "POST", "expect": 303, "data": {"currency": "EUR", "amount": "50000"},
+    },
+    "approval_policy.remove_threshold": {
+        "method": "POST", "expect": 303, "args": {"currency": "EUR"},
+    },
+    # Invoices (drafting and editing): an invoice made by make_objects().
+    "invoices.create_drafts": {"method": "POST", "expect": 303},
+    "invoices.show": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.preview": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.update_line": {"method": "POST", "expect": 422,
+                             "args": lambda o: {"invoice_id": o["invoice_id"],
+                                                "line_id": o["line_id"]}},
+    "invoices.add_line": {"method": "POST", "expect": 409,
+                          "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.remove_line": {"method": "POST", "expect": 409,
+                             "args": lambda o: {"invoice_id": o["invoice_id"],
+                                                "line_id": o["line_id"]}},
+    "invoices.move_line": {"method": "POST", "expect": 409,
+                           "args": lambda o: {"invoice_id": o["invoice_id"],
+                                              "line_id": o["line_id"]}},
+    "invoices.update_settings": {"method": "POST", "expect": 422,
+                                 "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.update_billto": {"method": "POST", "expect": 422,
+                               "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.add_discount": {"method": "POST", "expect": 422,
+                              "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.remove_discount": {"method": "POST", "expect": 409,
+                                 "args": lambda o: {"invoice_id": o["invoice_id"],
+                                                    "discount_id": o["discount_id"]}},
+    "invoices.reapply": {"method": "POST", "expect": 303,
+                         "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.draft_from_deal": {"method": "POST", "expect": 303,
+                                 "args": lambda o: {"deal_id": o["deal_id"]}},
     # Public, authenticated by HTTP basic auth: without it, 401.
     "pipedrive_webhooks.receive": {"method": "POST", "public_expect": 401},
 }
@@ -52,14 +99,21 @@ def make_objects(app) -> dict:
 
     from app.extensions import db
     from app.intake.models import PdDeal, SyncRun
+    from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
 
     with app.app_context():
         deal = PdDeal(id=9001, title="Matrix deal", value=Decimal("100"), currency="EUR",
                       status="won", ready=True)
         run = SyncRun(job="pipedrive.deals", trigger="manual", status="ok", counts={})
-        db.session.add_all([deal, run])
+        invoice = Invoice(deal_id=deal.id, currency="EUR", status="draft",
+                          subtotal=Decimal("100"), total=Decimal("100"))
+        invoice.lines.append(InvoiceLine(description="Line", quantity=Decimal(1),
+                                         unit_price=Decimal(100), edited_fields=[]))
+        invoice.discounts.append(InvoiceDiscount(type="amount", value=Decimal(1)))
+        db.session.add_all([deal, run, invoice])
         db.session.commit()
-        return {"deal_id": deal.id, "run_id": run.id}
+        return {"deal_id": deal.id, "run_id": run.id, "invoice_id": invoice.id,
+                "line_id": invoice.lines[0].id, "discount_id": invoice.discounts[0].id}
 
 
 def _routes(app):

@@ -248,3 +248,13 @@ def test_stripe_rate_limited(app, client, admin, stripe_stub):
 
 def test_stripe_not_configured(client, admin):
     assert "Enter the Stripe secret key (or restricted key) first" in _check(client, "stripe")
+
+
+def test_pipedrive_check_against_the_project_sandbox(app, client, admin, pipedrive_seeded):
+    """The desk's own Pipedrive sandbox serves /v1/users/me too."""
+    _save(app, PIPEDRIVE_BASE_URL=pipedrive_seeded.url,
+          PIPEDRIVE_API_TOKEN=pipedrive_seeded.api_token)
+    html = _check(client, "pipedrive")
+    assert "Connected to" in html and "✔" in html
+    _save(app, PIPEDRIVE_API_TOKEN="f" * 40)
+    assert "Pipedrive rejected the API token" in _check(client, "pipedrive")

@@ -270,3 +270,10 @@ def test_rotate_encryption_key_command(app, client, admin):
         assert store.effective("STRIPE_WEBHOOK_SECRET") == WHSEC
     entry = [e for e in _audit(app) if e.action == "connection.encryption_key_rotated"][0]
     assert entry.after == {"secrets": 3} and entry.actor_label.startswith("cli:")
+
+
+def test_tampered_sign_in_method_is_refused_not_a_500(app, client, admin):
+    resp = _save_pipedrive(client, mode="password")
+    assert resp.status_code == 400
+    assert 'id="pd-mode-error">' in resp.get_data(as_text=True)
+    assert _rows(app) == {}

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from app.audit.models import AuditEntry
 from app.connections import store
 from app.extensions import db
+from tests import test_access
 from tests.conftest import csrf_token
 from tests.connection_stubs import PipedriveStub, StripeStub
-from tests import test_access
 from tests.test_access import EXAMPLES
 
 

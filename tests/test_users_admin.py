@@ -313,3 +313,10 @@ def test_reset_password_validation_stays_on_the_page(client, admin, make_user):
 
 def test_unknown_user_is_a_404(client, admin):
     assert client.get("/admin/users/9999").status_code == 404
+
+
+def test_tampered_choices_are_refused_not_a_500(client, admin, make_user):
+    resp = _create(client, roles=["superuser"], setup="magic")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert 'id="roles-error">' in html and 'id="setup-error">' in html

@@ -23,8 +23,32 @@ PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"finance", "approver", "admin"}), "See the deals that are ready to bill"
     ),
     "queue.sync": (frozenset({"finance", "admin"}), "Start a Pipedrive sync now"),
+    "invoices.view": (
+        frozenset({"finance", "approver", "admin"}), "See invoices, their lines and previews"
+    ),
+    "invoices.edit": (
+        frozenset({"finance", "admin"}), "Create drafts and edit lines, prices, taxes and terms"
+    ),
     "deals.view": (
         frozenset({"finance", "approver", "admin"}), "See a deal's snapshot and its history"
+    ),
+    # Approval and holds (app/approvals).
+    "invoices.submit": (frozenset({"finance", "admin"}), "Submit a draft invoice for approval"),
+    "invoices.approve": (
+        frozenset({"approver", "admin"}), "Approve or reject submitted invoices"
+    ),
+    "invoices.approve_large": (
+        frozenset({"admin"}), "Approve invoices above the approval threshold of their currency"
+    ),
+    "invoices.hold": (
+        frozenset({"finance", "approver", "admin"}), "Put invoices on hold and release them"
+    ),
+    "invoices.cancel": (frozenset({"finance", "admin"}), "Cancel a draft invoice"),
+    "holds.view": (
+        frozenset({"finance", "approver", "admin"}), "See the invoices on hold: who, when, why"
+    ),
+    "approvals.policy": (
+        frozenset({"admin"}), "Switch four-eyes approval and set approval thresholds"
     ),
     "account.view": (frozenset(ROLES), "See and change one's own account"),
     "audit.view": (frozenset({"admin"}), "Browse the audit log"),

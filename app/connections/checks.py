@@ -140,7 +140,7 @@ def check_stripe() -> CheckResult:
             "and has not been rolled or deleted in the Stripe dashboard.",
         )
     except stripe.PermissionError as exc:
-        found = _RAK_RE.search(str(getattr(exc, "user_message", None) or exc._message or ""))
+        found = _RAK_RE.search(exc.user_message or "")
         missing = found.group(1) if found else None
         return CheckResult(
             False,

@@ -24,13 +24,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.money import MAX_MINOR_UNITS, exponent, from_minor
+from app.money import MAX_MINOR_UNITS, exponent, from_minor, step
 
 MAX_STRIPE_LINES = 250  # Stripe refuses more invoice items on one invoice
 
 
-def half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def half_up(value: Decimal, unit: int = 1) -> int:
+    """Round half up (away from zero) to a whole number of `unit` minor units."""
+    return int((value / unit).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * unit
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ class Totals:
     def major(self, minor: int) -> Decimal:
         return from_minor(minor, self.currency)
 
+    def unit_major(self, unit_minor: Decimal) -> Decimal:
+        """A unit price in minor units (may be fractional) back in major units, exactly."""
+        return unit_minor.scaleb(-exponent(self.currency))
+
     @property
     def tax_total(self) -> int:
         return self.exclusive_tax + self.inclusive_tax
@@ -127,6 +132,9 @@ def _group_key(rate: Decimal, behavior: str) -> tuple[Decimal, str]:
 
 def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput]) -> Totals:
     currency = currency.upper()
+    # Three-decimal currencies: Stripe takes only amounts ending in 0, so the amounts
+    # the desk sends (discounts) are rounded to that step and products must land on it.
+    unit = step(currency)
     push: list[PushLine] = []
     line_amounts: dict = {}
     problems: list[str] = []
@@ -135,23 +143,49 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
     for ln in lines:
         if ln.excluded:
             continue
-        unit = minor_decimal(ln.unit_price, currency)
-        amount = half_up(unit * ln.quantity)
+        unit_minor = minor_decimal(ln.unit_price, currency)
+        amount = half_up(unit_minor * ln.quantity)
+        if amount % unit:
+            problems.append(
+                f"“{ln.description}” comes to {from_minor(amount, currency)} {currency}: Stripe "
+                f"takes {currency} amounts in steps of 0.010; change the quantity or price."
+            )
         products += amount
-        push.append(PushLine(ln.description, amount, ln.tax_rate, ln.tax_behavior, "product",
-                             unit_amount_decimal=unit, quantity=ln.quantity, source=ln.key))
+        push.append(
+            PushLine(
+                ln.description,
+                amount,
+                ln.tax_rate,
+                ln.tax_behavior,
+                "product",
+                unit_amount_decimal=unit_minor,
+                quantity=ln.quantity,
+                source=ln.key,
+            )
+        )
         off = 0
         if ln.discount_type == "percentage" and ln.discount_value:
-            off = half_up(Decimal(amount) * ln.discount_value / 100)
+            off = half_up(Decimal(amount) * ln.discount_value / 100, unit)
         elif ln.discount_type == "amount" and ln.discount_value:
-            off = half_up(minor_decimal(ln.discount_value, currency))
+            off = half_up(minor_decimal(ln.discount_value, currency), unit)
         if off > amount:
             problems.append(f"The discount on “{ln.description}” is larger than the line.")
         if off:
-            label = (f"{ln.discount_value.normalize():f}%" if ln.discount_type == "percentage"
-                     else "amount")
-            push.append(PushLine(f"Discount ({label}) on {ln.description}"[:500], -off,
-                                 ln.tax_rate, ln.tax_behavior, "line_discount", source=ln.key))
+            label = (
+                f"{ln.discount_value.normalize():f}%"
+                if ln.discount_type == "percentage"
+                else "amount"
+            )
+            push.append(
+                PushLine(
+                    f"Discount ({label}) on {ln.description}"[:500],
+                    -off,
+                    ln.tax_rate,
+                    ln.tax_behavior,
+                    "line_discount",
+                    source=ln.key,
+                )
+            )
         line_amounts[ln.key] = (amount, off, amount - off)
 
     # Invoice-level discounts, one negative line per tax group they touch.
@@ -167,26 +201,35 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
         if disc.type == "percentage":
             for key, net in groups.items():
                 if net > 0:
-                    shares[key] = half_up(Decimal(net) * disc.value / 100)
+                    shares[key] = half_up(Decimal(net) * disc.value / 100, unit)
         else:
-            total_off = half_up(minor_decimal(disc.value, currency))
+            total_off = half_up(minor_decimal(disc.value, currency), unit)
             if total_off > base:
                 problems.append(f"The discount “{disc.description}” is larger than the invoice.")
-                total_off = base
+                total_off = base - base % unit
             positive = [(k, v) for k, v in groups.items() if v > 0]
-            exact = {k: Decimal(total_off) * v / base for k, v in positive}
+            # Split in steps of `unit`; largest remainder: the leftover steps go where
+            # rounding down lost most, so the parts add up to the discount exactly.
+            steps = total_off // unit
+            exact = {k: Decimal(steps) * v / base for k, v in positive}
             floors = {k: int(x) for k, x in exact.items()}
-            left = total_off - sum(floors.values())
-            # Largest remainder: the leftover minor units go where the rounding lost most.
-            for k, _x in sorted(exact.items(), key=lambda kv: (kv[1] - int(kv[1])),
-                                reverse=True)[:left]:
+            left = steps - sum(floors.values())
+            by_loss = sorted(exact.items(), key=lambda kv: kv[1] - int(kv[1]), reverse=True)
+            for k, _x in by_loss[:left]:
                 floors[k] += 1
-            shares = floors
+            shares = {k: n * unit for k, n in floors.items()}
         for (rate, behavior), off in shares.items():
             if off:
                 suffix = f" ({rate}% tax)" if behavior != "none" and len(shares) > 1 else ""
-                push.append(PushLine(f"{disc.description}{suffix}"[:500], -off, rate, behavior,
-                                     "invoice_discount"))
+                push.append(
+                    PushLine(
+                        f"{disc.description}{suffix}"[:500],
+                        -off,
+                        rate,
+                        behavior,
+                        "invoice_discount",
+                    )
+                )
 
     taxes: OrderedDict[tuple, TaxGroup] = OrderedDict()
     excl = incl = 0
@@ -218,15 +261,35 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
             problems.append(f"“{pl.description}” is above Stripe's limit for one amount.")
     if total > MAX_MINOR_UNITS:
         problems.append("The total is above Stripe's limit for one invoice.")
-    return Totals(currency, push, line_amounts, products, discount_sum, subtotal, excl, incl,
-                  total, list(taxes.values()), problems)
+    return Totals(
+        currency,
+        push,
+        line_amounts,
+        products,
+        discount_sum,
+        subtotal,
+        excl,
+        incl,
+        total,
+        list(taxes.values()),
+        problems,
+    )
 
 
 def for_invoice(invoice) -> Totals:
     """Totals of an ORM invoice (lines and invoice-level discounts)."""
     lines = [
-        LineInput(ln.id or id(ln), ln.description, ln.quantity, ln.unit_price, ln.discount_type,
-                  ln.discount_value, ln.tax_rate or Decimal(0), ln.tax_behavior, ln.excluded)
+        LineInput(
+            ln.id or id(ln),
+            ln.description,
+            ln.quantity,
+            ln.unit_price,
+            ln.discount_type,
+            ln.discount_value,
+            ln.tax_rate or Decimal(0),
+            ln.tax_behavior,
+            ln.excluded,
+        )
         for ln in invoice.lines
     ]
     discounts = [DiscountInput(d.description, d.type, d.value) for d in invoice.discounts]

@@ -1,33 +1,33 @@
-"""Build the Pipedrive client from the effective connection settings."""
+"""Build the Pipedrive client from the effective connection settings.
+
+Settings an admin saved in the desk take precedence over the environment
+(app.connections.store); a missing connection is reported as a PipedriveError
+with the admin's next step, like any other reason Pipedrive cannot be used.
+"""
 
 from __future__ import annotations
 
 from flask import current_app
 
-from app.pipedrive.client import PipedriveClient
-
-
-def _setting(name: str):
-    try:  # settings saved by an admin take precedence over the environment
-        from app.connections.store import effective
-    except ImportError:  # pragma: no cover - before the connections package exists
-        return current_app.config.get(name)
-    return effective(name)
+from app.connections.store import (
+    ConnectionNotConfigured,
+    SecretUnreadable,
+    effective,
+    pipedrive_auth,
+)
+from app.pipedrive.client import PipedriveClient, PipedriveError
 
 
 def pipedrive_client(**kwargs) -> PipedriveClient:
-    auth = None
-    try:
-        from app.connections.store import pipedrive_auth
-
-        auth = pipedrive_auth()
-    except ImportError:  # pragma: no cover
-        auth = None
     options = dict(current_app.config.get("PIPEDRIVE_CLIENT_OPTIONS") or {})
     options.update(kwargs)
-    base = _setting("PIPEDRIVE_BASE_URL")
-    if auth and auth.get("kind") == "oauth":
+    try:
+        base = effective("PIPEDRIVE_BASE_URL")
+        auth = pipedrive_auth()
+    except (ConnectionNotConfigured, SecretUnreadable) as exc:
+        raise PipedriveError(str(exc)) from None
+    if auth["kind"] == "oauth":
         return PipedriveClient(
             base, oauth_token=auth["access_token"], refresh_oauth=auth.get("refresh"), **options
         )
-    return PipedriveClient(base, _setting("PIPEDRIVE_API_TOKEN"), **options)
+    return PipedriveClient(base, auth["token"], **options)

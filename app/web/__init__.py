@@ -40,10 +40,20 @@ def init_app(app: Flask) -> None:
     from app.queue.routes import bp as queue_bp
 
     app.register_blueprint(queue_bp)
+
+    from app.invoices.routes import bp as invoices_bp
+
+    app.register_blueprint(invoices_bp)
     app.register_blueprint(pd_webhooks_bp)
     csrf.exempt(pd_webhooks_bp)  # authenticated by HTTP basic auth, not a browser session
     app.register_blueprint(users_bp)
     app.register_blueprint(connections_bp)
+
+    from app.approvals.routes import bp as approvals_bp
+    from app.approvals.routes import policy_bp as approval_policy_bp
+
+    app.register_blueprint(approvals_bp)
+    app.register_blueprint(approval_policy_bp)
 
     security.init_app(app)
     layout.init_app(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,8 +30,25 @@ NAVIGATION: list[NavItem] = [
     NavItem("Approvals", "approvals.inbox", "invoices.approve", ("approvals",)),
     NavItem("Mismatches", "mismatches.index", "mismatches.view", ("mismatches",)),
     NavItem("Sales", "sales.index", "sales.view", ("sales",)),
-    NavItem("Admin", "admin.index", "admin.view", ("admin", "audit", "users", "connections")),
+    NavItem(
+        "Admin", "admin.index", "admin.view",
+        ("admin", "audit", "users", "connections", "approval_policy"),
+    ),
 ]
+
+# endpoint -> function giving the number shown next to its navigation item
+# (e.g. invoices waiting for my approval); registered by the feature's package.
+NAV_COUNTS: dict[str, Callable[[], int]] = {}
+
+
+def register_nav_count(endpoint: str, count: Callable[[], int]) -> None:
+    NAV_COUNTS[endpoint] = count
+
+
+def nav_count(endpoint: str) -> int | None:
+    """The item's count, or None when it has none (no badge at all)."""
+    count = NAV_COUNTS.get(endpoint)
+    return None if count is None else count()
 
 
 def nav_items() -> list[tuple[NavItem, str, bool]]:
@@ -66,6 +84,14 @@ def localtime(value: dt.datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
+def plain_number(value) -> str:
+    """A Decimal as people write it: 1200, 1.5, 0.125 (never 1.2E+3, never float)."""
+    if value is None:
+        return ""
+    text = f"{value.normalize():f}" if hasattr(value, "normalize") else str(value)
+    return text
+
+
 def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
 
@@ -74,8 +100,10 @@ def init_app(app: Flask) -> None:
     from app.money import format_money
 
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["nav_count"] = nav_count
     app.jinja_env.globals["has_endpoint"] = has_endpoint
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["num"] = plain_number
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -328,3 +328,17 @@ def test_expand_payments_and_customer(stripe_client, stripe_sandbox):
     assert listed.data[0].customer.id == cus.id
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.invoices.retrieve(inv.id, params={"expand": ["nonsense"]})
+
+
+def test_nested_expand_through_payments(stripe_client, stripe_sandbox):
+    cus = stripe_client.v1.customers.create()
+    inv = stripe_client.v1.invoices.create(params={"customer": cus.id})
+    stripe_client.v1.invoices.add_lines(inv.id, params={"lines": [{"amount": 5000}]})
+    stripe_client.v1.invoices.finalize_invoice(inv.id)
+    stripe_sandbox.pay_invoice(inv.id)
+    full = stripe_client.v1.invoices.retrieve(
+        inv.id, params={"expand": ["payments.data.payment.payment_intent"]})
+    pi = full.payments.data[0].payment.payment_intent
+    assert pi.object == "payment_intent" and pi.amount_received == 5000
+    charge = stripe_client.v1.charges.list(params={"expand": ["data.payment_intent"]}).data[0]
+    assert charge.payment_intent.id == pi.id

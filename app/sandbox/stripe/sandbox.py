@@ -168,7 +168,7 @@ class StripeSandbox:
         out = public(obj)
         if obj.get("object") == "invoice":
             out["lines"] = self._invoice_lines_list(obj)
-            if expand and "payments" in expand:
+            if expand and any(e == "payments" or e.startswith("payments.") for e in expand):
                 out["payments"] = self._list_body(
                     [self.render(self.store.get("invoice_payment", p)) for p in obj["_payments"]],
                     f"/v1/invoices/{obj['id']}/payments",
@@ -177,7 +177,7 @@ class StripeSandbox:
             refunds = [self.render(self.store.get("refund", r)) for r in obj["_refunds"]]
             out["refunds"] = self._list_body(refunds[::-1], f"/v1/charges/{obj['id']}/refunds")
         for path in expand or []:
-            if path in ("payments", "lines"):
+            if path in ("payments", "lines") and obj.get("object") == "invoice":
                 continue
             self._expand(out, path.split("."), path)
         return out
@@ -1039,6 +1039,10 @@ class StripeSandbox:
         inv["total_discount_amounts"] = [
             {"amount": a, "discount": d} for d, a in disc_totals.items()
         ]
+        inv["total_pretax_credit_amounts"] = [
+            {"amount": a, "credit_balance_transaction": None, "discount": d, "type": "discount"}
+            for d, a in disc_totals.items()
+        ]
         inv["total_taxes"] = [
             _tax_entry(a[0], behavior, rid, a[1]) for (rid, behavior), a in tax_totals.items()
         ]
@@ -1760,6 +1764,10 @@ class StripeSandbox:
     # ------------------------------------------------------------------ webhooks
     def create_webhook_endpoint(self, p: dict) -> dict:
         url = p["url"]
+        if p.get("api_version") not in (None, "2026-10-28.endive"):
+            raise invalid(
+                f"The Stripe sandbox only renders events in API version 2026-10-28.endive, "
+                f"not {p['api_version']}.", param="api_version")
         if not url.startswith(("http://", "https://")):
             raise invalid("Invalid URL: URL must be publicly accessible and use http(s).",
                           param="url", code="url_invalid")

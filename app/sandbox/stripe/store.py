@@ -105,6 +105,8 @@ class Store:
             self.objects.update(data.get("objects", {}))
             self.seq = int(data.get("seq", 0))
             self.idempotency = data.get("idempotency", {})
+            # a seeded generator must not replay the ids it produced before the restart
+            self.rng.seed(f"{self.settings.seed}:{self.seq}")
             offset = int(data.get("clock_offset", 0))
             if offset > self.settings.clock.offset:
                 self.settings.clock.set_offset(offset)
@@ -148,8 +150,12 @@ class Store:
 
     # -- ids and time ----------------------------------------------------------------
     def new_id(self, prefix: str, length: int = 24) -> str:
+        kind = PREFIX_TO_KIND.get(prefix)
         with self.lock:
-            return prefix + "_" + "".join(self.rng.choice(_ALPHABET) for _ in range(length))
+            while True:
+                new = prefix + "_" + "".join(self.rng.choice(_ALPHABET) for _ in range(length))
+                if kind is None or new not in self.objects[kind]:
+                    return new
 
     def now(self) -> int:
         return self.settings.clock.now()

@@ -1,0 +1,1 @@
+"""Approval and holds: the invoice state machine, four-eyes, thresholds, timeline."""

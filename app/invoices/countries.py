@@ -1,0 +1,73 @@
+"""Country names as Pipedrive stores them -> ISO 3166-1 alpha-2, as Stripe wants."""
+
+COUNTRY_CODES = {
+    "austria": "AT",
+    "australia": "AU",
+    "belgium": "BE",
+    "brazil": "BR",
+    "bulgaria": "BG",
+    "canada": "CA",
+    "switzerland": "CH",
+    "china": "CN",
+    "cyprus": "CY",
+    "czechia": "CZ",
+    "czech republic": "CZ",
+    "germany": "DE",
+    "deutschland": "DE",
+    "denmark": "DK",
+    "estonia": "EE",
+    "spain": "ES",
+    "finland": "FI",
+    "france": "FR",
+    "united kingdom": "GB",
+    "uk": "GB",
+    "great britain": "GB",
+    "greece": "GR",
+    "hong kong": "HK",
+    "croatia": "HR",
+    "hungary": "HU",
+    "ireland": "IE",
+    "israel": "IL",
+    "india": "IN",
+    "iceland": "IS",
+    "italy": "IT",
+    "japan": "JP",
+    "south korea": "KR",
+    "kuwait": "KW",
+    "lithuania": "LT",
+    "luxembourg": "LU",
+    "latvia": "LV",
+    "malta": "MT",
+    "mexico": "MX",
+    "netherlands": "NL",
+    "the netherlands": "NL",
+    "norway": "NO",
+    "new zealand": "NZ",
+    "poland": "PL",
+    "portugal": "PT",
+    "romania": "RO",
+    "sweden": "SE",
+    "singapore": "SG",
+    "slovenia": "SI",
+    "slovakia": "SK",
+    "united arab emirates": "AE",
+    "uae": "AE",
+    "united states": "US",
+    "usa": "US",
+    "united states of america": "US",
+    "south africa": "ZA",
+    "bahrain": "BH",
+    "oman": "OM",
+    "jordan": "JO",
+    "saudi arabia": "SA",
+    "qatar": "QA",
+}
+
+
+def country_code(name: str | None) -> str:
+    if not name:
+        return ""
+    text = name.strip()
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    return COUNTRY_CODES.get(text.lower(), "")

@@ -1,0 +1,331 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app.auth.permissions import requires
+from app.extensions import db
+from app.intake.models import PdDeal
+from app.invoices import editing
+from app.invoices.drafting import DraftRefused, create_draft, drift, reapply_deal
+from app.invoices.models import COLLECTION_METHODS, STATUSES, Invoice, InvoiceDiscount, InvoiceLine
+from app.invoices.plan import build_plan
+from app.invoices.totals import for_invoice
+from app.invoices.validation import parse_billto, parse_discount, parse_line, parse_settings
+from app.money import STRIPE_CURRENCIES
+from app.pipedrive.client import PipedriveError
+from app.pipedrive.factory import pipedrive_client
+from app.web.layout import user_zone
+
+bp = Blueprint("invoices", __name__)
+PAGE_SIZE = 50
+
+
+def _invoice(invoice_id: int) -> Invoice:
+    return db.session.get(Invoice, invoice_id) or abort(404)
+
+
+def _line(invoice: Invoice, line_id: int) -> InvoiceLine:
+    for line in invoice.lines:
+        if line.id == line_id:
+            return line
+    abort(404)
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(user_zone()).date()
+
+
+def _seen_version():
+    """The version the editor showed: htmx sends the live one, plain forms their own."""
+    return request.form.get("current_version") or request.form.get("version")
+
+
+def _is_fragment() -> bool:
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+@bp.route("/invoices/")
+@requires("invoices.view")
+def index():
+    status = request.args.get("status") or ""
+    q = select(Invoice)
+    if status == "on_hold":
+        q = q.where(Invoice.on_hold.is_(True))
+    elif status in STATUSES:
+        q = q.where(Invoice.status == status)
+    before = request.args.get("before", type=int)
+    if before:
+        q = q.where(Invoice.id < before)
+    rows = db.session.execute(q.order_by(Invoice.id.desc()).limit(PAGE_SIZE + 1)).scalars().all()
+    counts = dict(
+        db.session.execute(select(Invoice.status, func.count()).group_by(Invoice.status)).all()
+    )
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return render_template(
+        "invoices/index.html",
+        invoices=rows,
+        status=status,
+        counts=counts,
+        statuses=STATUSES,
+        next_before=rows[-1].id if more and rows else None,
+    )
+
+
+@bp.route("/invoices/drafts", methods=["POST"])
+@requires("invoices.edit")
+def create_drafts():
+    """Create drafts for the deals selected in the queue; report each result."""
+    ids = []
+    for raw in request.form.getlist("deal_id"):
+        if raw.isdigit():
+            ids.append(int(raw))
+    if not ids:
+        flash("Select at least one deal first.", "warning")
+        return redirect(url_for("queue.index"), 303)
+    try:
+        client = pipedrive_client()
+    except PipedriveError as exc:
+        flash(f"Drafts need a fresh read from Pipedrive, which failed: {exc}", "error")
+        return redirect(url_for("queue.index"), 303)
+    results = []
+    for deal_id in ids[:100]:
+        deal = db.session.get(PdDeal, deal_id)
+        if deal is None:
+            results.append((deal_id, None, "This deal is not in the desk (yet); sync first."))
+            continue
+        try:
+            invoice = create_draft(deal, current_user, client)
+            db.session.commit()
+            results.append((deal_id, invoice, None))
+        except DraftRefused as exc:
+            db.session.rollback()
+            results.append((deal_id, None, str(exc)))
+        except PipedriveError as exc:
+            db.session.rollback()
+            results.append(
+                (deal_id, None, f"Pipedrive could not be read: {exc}. Nothing was made.")
+            )
+    if len(results) == 1 and results[0][1] is not None:
+        flash(f"Draft {results[0][1].number} was created.", "success")
+        return redirect(url_for("invoices.show", invoice_id=results[0][1].id), 303)
+    return render_template("invoices/created.html", results=results)
+
+
+def _editor_context(invoice: Invoice, **extra) -> dict:
+    totals = for_invoice(invoice)
+    deal = db.session.get(PdDeal, invoice.deal_id)
+    ctx = dict(
+        invoice=invoice,
+        totals=totals,
+        deal=deal,
+        drift=drift(invoice, deal) if deal else None,
+        currencies=sorted(STRIPE_CURRENCIES),
+        methods=COLLECTION_METHODS,
+        editable=invoice.status in editing.EDITABLE and current_user.can("invoices.edit"),
+        errors={},
+        form=None,
+    )
+    ctx.update(extra)
+    return ctx
+
+
+@bp.route("/invoices/<int:invoice_id>")
+@requires("invoices.view")
+def show(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    return render_template("invoices/show.html", **_editor_context(invoice))
+
+
+def _conflict_or_refused(invoice: Invoice, exc: Exception, template: str, **ctx):
+    db.session.rollback()
+    invoice = _invoice(invoice.id)
+    status = 409 if isinstance(exc, editing.EditConflict) else 422
+    context = _editor_context(invoice, **ctx)
+    context["message"] = str(exc)
+    if _is_fragment():
+        return render_template(template, **context), status
+    return render_template("invoices/show.html", **context), status
+
+
+def _after_edit(invoice: Invoice, template: str, **ctx):
+    db.session.commit()
+    if _is_fragment():
+        return render_template(template, oob_totals=True, **_editor_context(invoice, **ctx))
+    return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
+
+
+@bp.route("/invoices/<int:invoice_id>/lines/<int:line_id>", methods=["POST"])
+@requires("invoices.edit")
+def update_line(invoice_id: int, line_id: int):
+    invoice = _invoice(invoice_id)
+    line = _line(invoice, line_id)
+    values, errors = parse_line(request.form, invoice.currency)
+    if errors:
+        ctx = _editor_context(invoice, line=line, errors=errors, form=request.form)
+        if _is_fragment():
+            return render_template("invoices/_line.html", **ctx), 422
+        return render_template(
+            "invoices/show.html",
+            line_errors={line.id: errors},
+            line_forms={line.id: request.form},
+            **{k: v for k, v in ctx.items() if k not in ("line",)},
+        ), 422
+    try:
+        editing.update_line(invoice, line, values, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(
+            invoice,
+            exc,
+            "invoices/_line.html",
+            line=_line(_invoice(invoice_id), line_id),
+            form=request.form,
+        )
+    return _after_edit(invoice, "invoices/_line.html", line=line)
+
+
+@bp.route("/invoices/<int:invoice_id>/lines", methods=["POST"])
+@requires("invoices.edit")
+def add_line(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    try:
+        editing.add_line(invoice, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_lines.html")
+    return _after_edit(invoice, "invoices/_lines.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/lines/<int:line_id>/delete", methods=["POST"])
+@requires("invoices.edit")
+def remove_line(invoice_id: int, line_id: int):
+    invoice = _invoice(invoice_id)
+    try:
+        editing.remove_line(invoice, _line(invoice, line_id), current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_lines.html")
+    return _after_edit(invoice, "invoices/_lines.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/lines/<int:line_id>/move", methods=["POST"])
+@requires("invoices.edit")
+def move_line(invoice_id: int, line_id: int):
+    invoice = _invoice(invoice_id)
+    direction = "up" if request.form.get("direction") == "up" else "down"
+    try:
+        editing.move_line(
+            invoice, _line(invoice, line_id), direction, current_user, _seen_version()
+        )
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_lines.html")
+    return _after_edit(invoice, "invoices/_lines.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/settings", methods=["POST"])
+@requires("invoices.edit")
+def update_settings(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    values, errors = parse_settings(request.form, _today())
+    if errors:
+        ctx = _editor_context(invoice, errors=errors, form=request.form)
+        template = "invoices/_settings.html" if _is_fragment() else "invoices/show.html"
+        return render_template(template, settings_errors=errors, **ctx), 422
+    try:
+        editing.update_settings(invoice, values, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_settings.html", form=request.form)
+    return _after_edit(invoice, "invoices/_settings.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/billto", methods=["POST"])
+@requires("invoices.edit")
+def update_billto(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    values, errors = parse_billto(request.form)
+    if errors:
+        ctx = _editor_context(invoice, errors=errors, form=request.form)
+        template = "invoices/_billto.html" if _is_fragment() else "invoices/show.html"
+        return render_template(template, billto_errors=errors, **ctx), 422
+    try:
+        editing.update_billto(invoice, values, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_billto.html", form=request.form)
+    return _after_edit(invoice, "invoices/_billto.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/discounts", methods=["POST"])
+@requires("invoices.edit")
+def add_discount(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    values, errors = parse_discount(request.form, invoice.currency)
+    if errors:
+        ctx = _editor_context(invoice, errors=errors, form=request.form)
+        template = "invoices/_discounts.html" if _is_fragment() else "invoices/show.html"
+        return render_template(template, discount_errors=errors, **ctx), 422
+    try:
+        editing.add_discount(invoice, values, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_discounts.html", form=request.form)
+    return _after_edit(invoice, "invoices/_discounts.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/discounts/<int:discount_id>/delete", methods=["POST"])
+@requires("invoices.edit")
+def remove_discount(invoice_id: int, discount_id: int):
+    invoice = _invoice(invoice_id)
+    disc = db.session.get(InvoiceDiscount, discount_id)
+    if disc is None or disc.invoice_id != invoice.id:
+        abort(404)
+    try:
+        editing.remove_discount(invoice, disc, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, "invoices/_discounts.html")
+    return _after_edit(invoice, "invoices/_discounts.html")
+
+
+@bp.route("/invoices/<int:invoice_id>/reapply", methods=["POST"])
+@requires("invoices.edit")
+def reapply(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    deal = db.session.get(PdDeal, invoice.deal_id) or abort(404)
+    keep = request.form.get("keep_manual", "1") == "1"
+    try:
+        editing.check_editable(invoice, _seen_version())
+        reapply_deal(invoice, deal, current_user, pipedrive_client(), keep_manual=keep)
+        editing._edited(invoice, current_user)
+        db.session.commit()
+        flash(
+            "The deal was re-applied to this draft"
+            + (", keeping your manual edits." if keep else ", replacing manual edits."),
+            "success",
+        )
+    except (editing.EditConflict, editing.EditRefused, DraftRefused, PipedriveError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("invoices.show", invoice_id=invoice_id), 303)
+
+
+@bp.route("/invoices/<int:invoice_id>/preview")
+@requires("invoices.view")
+def preview(invoice_id: int):
+    invoice = _invoice(invoice_id)
+    calls, totals = build_plan(invoice)
+    return render_template("invoices/preview.html", invoice=invoice, totals=totals, calls=calls)
+
+
+@bp.route("/deals/<int:deal_id>/draft", methods=["POST"])
+@requires("invoices.edit")
+def draft_from_deal(deal_id: int):
+    deal = db.session.get(PdDeal, deal_id) or abort(404)
+    try:
+        invoice = create_draft(deal, current_user, pipedrive_client())
+        db.session.commit()
+    except (DraftRefused, PipedriveError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("queue.deal", deal_id=deal_id), 303)
+    flash(f"Draft {invoice.number} was created.", "success")
+    return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
