@@ -62,7 +62,7 @@ def db_group():
 
 
 @db_group.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 @with_appcontext
 def db_upgrade(revision):
     """Apply migrations up to REVISION (default: head)."""

@@ -22,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_STRIPE_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$")
+_STRIPE_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 _WHSEC_RE = re.compile(r"^whsec_[A-Za-z0-9+/=_-]{8,}$")
 
 
@@ -146,6 +146,12 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
     # HTTP basic auth that Pipedrive sends with each webhook delivery.
     settings["PIPEDRIVE_WEBHOOK_USER"] = get("PIPEDRIVE_WEBHOOK_USER")
     settings["PIPEDRIVE_WEBHOOK_PASSWORD"] = get("PIPEDRIVE_WEBHOOK_PASSWORD")
+    # The JWT secret of the Pipedrive app extension (deal/organization panel); unset: no panel.
+    settings["PIPEDRIVE_PANEL_SECRET"] = get("PIPEDRIVE_PANEL_SECRET")
+    panel_company = get("PIPEDRIVE_PANEL_COMPANY_ID")
+    if panel_company is not None and not panel_company.isdigit():
+        raise ConfigError("PIPEDRIVE_PANEL_COMPANY_ID", "must be the numeric Pipedrive company id")
+    settings["PIPEDRIVE_PANEL_COMPANY_ID"] = int(panel_company) if panel_company else None
 
     stripe_key = get("STRIPE_SECRET_KEY")
     if stripe_key is not None and not _STRIPE_KEY_RE.match(stripe_key):

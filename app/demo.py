@@ -45,15 +45,15 @@ def demo_environment(instance: Path) -> dict[str, str]:
     return env
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+def _wait_until_up(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise click.ClickException(f"{what} exited with code {proc.returncode}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.2)  # polling a process we just started, not a test
     raise click.ClickException(f"{what} did not start within {timeout:.0f} s")
 
@@ -107,7 +107,7 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
     try:
         set_system_actor("system:demo")
-        upgrade()
+        upgrade(revision="heads")
         logins = ensure_demo_users()
         if not no_sandboxes:
             pd = start("pipedrive sandbox", flask + [
@@ -118,11 +118,17 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
                 "--state-file", str(state_dir / "stripe.json")])
             _wait_until_up(f"http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/", pd, "Pipedrive sandbox")
             _wait_until_up(f"http://127.0.0.1:{STRIPE_PORT}/_sandbox/", st, "Stripe sandbox")
-            subprocess.run(  # noqa: S603
-                flask + ["desk", "sandbox", "seed", "--url", f"http://127.0.0.1:{PIPEDRIVE_PORT}",
-                         "--if-empty"],
-                env=env, check=True,
-            )
+            summary = requests.get(f"http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/summary",
+                                   timeout=10).json()
+            if not (summary.get("data") or {}).get("deals"):
+                subprocess.run(  # noqa: S603
+                    flask + ["desk", "sandbox", "seed", "--url",
+                             f"http://127.0.0.1:{PIPEDRIVE_PORT}"],
+                    env=env, check=True,
+                )
+            wire_sandboxes(env, instance, port)
+            subprocess.run(flask + ["desk", "sync", "deals"], env=env, check=False)  # noqa: S603
+            subprocess.run(flask + ["desk", "rules", "defaults"], env=env, check=False)  # noqa: S603
         web = start("web", [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
             "--workers", "2", "--threads", "4", "--access-logfile", "-", "wsgi:app"])
@@ -146,6 +152,41 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
         click.echo("\nStopping the demo…")
     finally:
         stop_all()
+
+
+def wire_sandboxes(env: dict, instance: Path, port: int) -> None:
+    """Point the sandboxes' webhooks at the desk, as an admin does with real accounts."""
+    import secrets
+
+    import stripe
+
+    desk = f"http://127.0.0.1:{port}"
+    hook_user = env.setdefault("PIPEDRIVE_WEBHOOK_USER", "desk-webhooks")
+    secret_file = instance / "sandbox" / "pipedrive_webhook_password"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(16))
+    hook_password = env.setdefault("PIPEDRIVE_WEBHOOK_PASSWORD", secret_file.read_text().strip())
+    pd = f"http://127.0.0.1:{PIPEDRIVE_PORT}"
+    headers = {"x-api-token": env["PIPEDRIVE_API_TOKEN"]}
+    hooks = requests.get(f"{pd}/v1/webhooks", headers=headers, timeout=10).json().get("data") or []
+    if not any(h.get("subscription_url") == f"{desk}/webhooks/pipedrive" for h in hooks):
+        requests.post(f"{pd}/v1/webhooks", headers=headers, timeout=10, json={
+            "subscription_url": f"{desk}/webhooks/pipedrive", "event_action": "*",
+            "event_object": "*", "version": "2.0", "http_auth_user": hook_user,
+            "http_auth_password": hook_password,
+        }).raise_for_status()
+    client = stripe.StripeClient(env["STRIPE_SECRET_KEY"],
+                                 base_addresses={"api": env["STRIPE_API_BASE"]})
+    whsec_file = instance / "sandbox" / "stripe_webhook_secret"
+    url = f"{desk}/webhooks/stripe"
+    existing = [e for e in client.v1.webhook_endpoints.list().data if e.url == url]
+    if not existing or not whsec_file.exists():
+        for e in existing:
+            client.v1.webhook_endpoints.delete(e.id)
+        endpoint = client.v1.webhook_endpoints.create(params={"url": url,
+                                                              "enabled_events": ["*"]})
+        whsec_file.write_text(endpoint.secret)
+    env.setdefault("STRIPE_WEBHOOK_SECRET", whsec_file.read_text().strip())
 
 
 def _desk_commands() -> set[str]:

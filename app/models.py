@@ -16,6 +16,7 @@ from app.intake.models import (
     PdOrganization,
     PdPerson,
     PdPipeline,
+    PdProduct,
     PdStage,
     PdUser,
     PipedriveWebhookEvent,
@@ -23,14 +24,28 @@ from app.intake.models import (
     SyncState,
 )
 from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
+from app.push.models import PushBatch, PushJob, PushStep, StripeCustomerLink, StripeTaxRate
+from app.mismatches.models import Mismatch
+from app.payments.models import (
+    ForeignStripeInvoice,
+    InvoiceStripeState,
+    JobSchedule,
+    StripeCustomerSeen,
+    StripeEvent,
+    StripePayment,
+)
 from app.users.models import UserInvite
+from app.writeback.models import WritebackItem
 
 __all__ = [
+    "ForeignStripeInvoice", "InvoiceStripeState", "JobSchedule", "Mismatch",
+    "StripeCustomerSeen", "StripeEvent", "StripePayment",
     "ApprovalPolicy", "ApprovalThreshold",
     "Invoice", "InvoiceDiscount", "InvoiceLine",
+    "PushBatch", "PushJob", "PushStep", "StripeCustomerLink", "StripeTaxRate", "WritebackItem",
     "Setting", "UserInvite",
     "AuditEntry", "BillingRule", "DealChange", "FieldMapping", "LoginFailure", "PdDeal",
     "PdDealDiscount", "PdDealProduct", "PdField", "PdInstallment", "PdOrganization", "PdPerson",
-    "PdPipeline", "PdStage", "PdUser", "PipedriveWebhookEvent", "SyncRun", "SyncState", "User",
+    "PdPipeline", "PdProduct", "PdStage", "PdUser", "PipedriveWebhookEvent", "SyncRun", "SyncState", "User",
     "UserRole",
 ]

@@ -81,7 +81,7 @@ def database_url(make_database, tmp_path_factory):
     with app.app_context():
         from flask_migrate import upgrade
 
-        upgrade()
+        upgrade(revision="heads")
         db.engine.dispose()
     return url
 

@@ -88,6 +88,15 @@ EXAMPLES: dict[str, dict] = {
                          "args": lambda o: {"invoice_id": o["invoice_id"]}},
     "invoices.draft_from_deal": {"method": "POST", "expect": 303,
                                  "args": lambda o: {"deal_id": o["deal_id"]}},
+    # Push and write-back: the draft from make_objects() cannot be pushed (refused, 303);
+    # without a selection the bulk push answers 400.
+    "push.push_one": {"method": "POST", "expect": 303,
+                      "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "push.status": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "push.push_many": {"method": "POST", "expect": 400},
+    "push.batch": {"method": "GET", "args": lambda o: {"batch_id": o["batch_id"]}},
+    "writeback.retry": {"method": "POST", "expect": 303,
+                        "args": lambda o: {"item_id": o["writeback_id"]}},
     # Public, authenticated by HTTP basic auth: without it, 401.
     "pipedrive_webhooks.receive": {"method": "POST", "public_expect": 401},
 }
@@ -111,9 +120,18 @@ def make_objects(app) -> dict:
                                          unit_price=Decimal(100), edited_fields=[]))
         invoice.discounts.append(InvoiceDiscount(type="amount", value=Decimal(1)))
         db.session.add_all([deal, run, invoice])
+        db.session.flush()
+        from app.push.models import PushBatch
+        from app.writeback.models import WritebackItem
+
+        batch = PushBatch(total=0, refused=[])
+        writeback = WritebackItem(kind="deal_note", dedupe_key="matrix", entity="deal",
+                                  entity_id=deal.id, payload={"content": "x"}, status="failed")
+        db.session.add_all([batch, writeback])
         db.session.commit()
         return {"deal_id": deal.id, "run_id": run.id, "invoice_id": invoice.id,
-                "line_id": invoice.lines[0].id, "discount_id": invoice.discounts[0].id}
+                "line_id": invoice.lines[0].id, "discount_id": invoice.discounts[0].id,
+                "batch_id": batch.id, "writeback_id": writeback.id}
 
 
 def _routes(app):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.approvals.models import ApprovalPolicy, ApprovalThreshold
 from app.audit.operations import record
@@ -307,29 +307,38 @@ def load_for_update(invoice_id: int) -> Invoice | None:
     return db.session.get(Invoice, invoice_id, with_for_update=True)
 
 
-def awaiting(user, policy: Policy | None = None) -> tuple[list[Invoice], int]:
-    """Submitted invoices `user` may approve now, and how many others are waiting."""
-    if user is None or not user.is_authenticated or not user.can("invoices.approve"):
-        return [], 0
-    policy = policy or current_policy()
-    query = select(Invoice).where(Invoice.status == "submitted", Invoice.on_hold.is_(False))
-    candidates = db.session.execute(
-        query.order_by(Invoice.submitted_at, Invoice.id)
-    ).scalars().all()
-    mine = [i for i in candidates if refusal(i, "approve", user, policy=policy) is None]
-    return mine, len(candidates) - len(mine)
+def _may_approve_any(user) -> bool:
+    return user is not None and user.is_authenticated and user.can("invoices.approve")
 
 
-def awaiting_count(user) -> int:
-    if user is None or not user.is_authenticated or not user.can("invoices.approve"):
-        return 0
-    policy = current_policy()
+def _submitted_for(user, policy: Policy) -> list[Invoice]:
+    """Submitted invoices not on hold that four-eyes leaves to `user` (if it is on)."""
     query = select(Invoice).where(Invoice.status == "submitted", Invoice.on_hold.is_(False))
     if policy.four_eyes:
-        # Cheap pre-filter in SQL; the exact rules run on what is left.
+        # Cheap pre-filter in SQL; `refusal` then applies every rule exactly.
         query = query.where(
             or_(Invoice.updated_by_id.is_(None), Invoice.updated_by_id != user.id),
             or_(Invoice.submitted_by_id.is_(None), Invoice.submitted_by_id != user.id),
         )
-    rows = db.session.execute(query).scalars().all()
-    return sum(1 for i in rows if refusal(i, "approve", user, policy=policy) is None)
+    rows = db.session.execute(query.order_by(Invoice.submitted_at, Invoice.id)).scalars()
+    return [i for i in rows if refusal(i, "approve", user, policy=policy) is None]
+
+
+def awaiting(user, policy: Policy | None = None) -> tuple[list[Invoice], int]:
+    """Submitted invoices `user` may approve now, and how many others are waiting."""
+    if not _may_approve_any(user):
+        return [], 0
+    mine = _submitted_for(user, policy or current_policy())
+    waiting = db.session.execute(
+        select(func.count()).select_from(Invoice).where(
+            Invoice.status == "submitted", Invoice.on_hold.is_(False)
+        )
+    ).scalar_one()
+    return mine, waiting - len(mine)
+
+
+def awaiting_count(user) -> int:
+    """The navigation badge: how many invoices wait for `user`'s approval."""
+    if not _may_approve_any(user):
+        return 0
+    return len(_submitted_for(user, current_policy()))

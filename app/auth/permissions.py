@@ -23,6 +23,14 @@ PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"finance", "approver", "admin"}), "See the deals that are ready to bill"
     ),
     "queue.sync": (frozenset({"finance", "admin"}), "Start a Pipedrive sync now"),
+    "mismatches.view": (
+        frozenset({"finance", "admin"}), "See where Pipedrive, the desk and Stripe disagree"
+    ),
+    "mismatches.acknowledge": (
+        frozenset({"finance", "admin"}), "Acknowledge a mismatch or ask for a re-sync"
+    ),
+    "health.view": (frozenset({"finance", "admin"}), "See sync health and the scheduler's jobs"),
+    "health.run": (frozenset({"finance", "admin"}), "Run a background job now"),
     "invoices.view": (
         frozenset({"finance", "approver", "admin"}), "See invoices, their lines and previews"
     ),
@@ -49,6 +57,21 @@ PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
     ),
     "approvals.policy": (
         frozenset({"admin"}), "Switch four-eyes approval and set approval thresholds"
+    ),
+    # Sales view (app/sales): amounts and dates only, never payment methods.
+    "sales.view": (
+        frozenset({"sales", "finance", "admin"}), "See deals' paid status and the sales summaries"
+    ),
+    "sales.export": (
+        frozenset({"sales", "finance", "admin"}), "Download the sales tables as CSV"
+    ),
+    # Push to Stripe and write back to Pipedrive (app/push, app/writeback).
+    "invoices.push": (
+        frozenset({"finance", "admin"}), "Push approved invoices to Stripe, and retry failed pushes"
+    ),
+    "writeback.view": (
+        frozenset({"finance", "admin"}),
+        "See pending and failed write-backs to Pipedrive, and retry them",
     ),
     "account.view": (frozenset(ROLES), "See and change one's own account"),
     "audit.view": (frozenset({"admin"}), "Browse the audit log"),

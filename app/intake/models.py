@@ -55,6 +55,15 @@ class PdUser(db.Model):
     email: Mapped[str | None] = mapped_column(String(254))
 
 
+class PdProduct(db.Model):
+    """Pipedrive's product catalogue: the code maps a product to a Stripe product."""
+
+    __tablename__ = "pd_product"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(100), index=True)
+
+
 class PdField(db.Model):
     """Custom field definitions, so mappings are chosen and shown by name."""
 
@@ -213,7 +222,10 @@ class FieldMapping(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(40), unique=True, comment="e.g. billing_email")
     entity: Mapped[str] = mapped_column(String(20))
-    field_name: Mapped[str] = mapped_column(String(255))
+    field_name: Mapped[str] = mapped_column(String(255))  # empty: the purpose is off
+    options_map: Mapped[dict | None] = mapped_column(
+        JSONType, comment="enum fields: desk value -> Pipedrive option id"
+    )
 
 
 class SyncState(db.Model):

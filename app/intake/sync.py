@@ -39,6 +39,7 @@ from app.intake.models import (
     PdOrganization,
     PdPerson,
     PdPipeline,
+    PdProduct,
     PdStage,
     PdUser,
     SyncRun,
@@ -141,6 +142,13 @@ def refresh_metadata(client: PipedriveClient) -> dict[str, int]:
             db.session.add(row)
             n += 1
     counts["fields"] = n
+    n = 0
+    for prod in client.iter_v2("/api/v2/products"):
+        row = db.session.get(PdProduct, prod["id"]) or PdProduct(id=prod["id"])
+        row.name, row.code = prod.get("name") or "", prod.get("code") or None
+        db.session.add(row)
+        n += 1
+    counts["products_catalogue"] = n
     db.session.flush()
     return counts
 
@@ -237,6 +245,8 @@ def apply_products(deal: PdDeal, items: list[dict]) -> None:
         p = existing.get(item["id"]) or PdDealProduct(id=item["id"])
         p.position = pos
         p.product_id = _id(item.get("product_id"))
+        catalogue = db.session.get(PdProduct, p.product_id) if p.product_id else None
+        p.product_code = catalogue.code if catalogue else None
         p.name = item.get("name") or ""
         p.item_price = dec(item.get("item_price"))
         p.quantity = dec(item.get("quantity"), "1")

@@ -67,6 +67,8 @@ class Invoice(db.Model):
         ),
         Index("ix_invoice_deal_id", "deal_id", "id"),
         Index("ix_invoice_status", "status", "id"),
+        Index("ix_invoice_payment_status", "payment_status", "id"),
+        Index("ix_invoice_stripe_customer_id", "stripe_customer_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -114,6 +116,29 @@ class Invoice(db.Model):
     held_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     held_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
+    # Stripe: set by the push, kept current by the payment sync.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_number: Mapped[str | None] = mapped_column(String(100), comment="Stripe's number")
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    invoice_pdf: Mapped[str | None] = mapped_column(Text)
+    stripe_status: Mapped[str | None] = mapped_column(
+        String(20), comment="draft, open, paid, void, uncollectible"
+    )
+    pushed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    push_error: Mapped[str | None] = mapped_column(Text, comment="last push failure, plain words")
+    push_hint: Mapped[str | None] = mapped_column(Text, comment="what to do about it")
+    payment_status: Mapped[str | None] = mapped_column(
+        String(24), comment="see app.payments.states; null until pushed"
+    )
+    amount_paid: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    amount_refunded: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    amount_credited: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    amount_remaining: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, comment="Stripe due date")
+    last_payment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    stripe_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -138,6 +163,11 @@ class Invoice(db.Model):
     def status_label(self) -> str:
         label = STATUSES.get(self.status, self.status)
         return f"{label} (on hold)" if self.on_hold else label
+
+    @property
+    def collected(self) -> Decimal:
+        """Paid minus refunded."""
+        return (self.amount_paid or Decimal(0)) - (self.amount_refunded or Decimal(0))
 
     @property
     def label(self) -> str:

@@ -5,30 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.extensions import db
-from app.intake.models import PipedriveWebhookEvent, SyncRun
-from app.intake.operations import JOB_DEALS, run_deal_sync
+from app.intake.models import PipedriveWebhookEvent
 from app.intake.sync import refresh_contacts, refresh_deals, start_run
 from app.pipedrive.client import BudgetExhausted, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
 
 JOB_WEBHOOKS = "pipedrive.webhooks"
-
-
-def run_queued_syncs() -> int:
-    """Start every sync a user asked for with "Sync now"."""
-    queued = (
-        db.session.execute(
-            select(SyncRun)
-            .where(SyncRun.job == JOB_DEALS, SyncRun.status == "queued")
-            .order_by(SyncRun.id)
-        )
-        .scalars()
-        .all()
-    )
-    for run in queued:
-        run_deal_sync(run, trigger=run.trigger)
-    return len(queued)
 
 
 def _deal_id(event: PipedriveWebhookEvent) -> int | None:

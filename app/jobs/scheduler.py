@@ -36,23 +36,40 @@ class Job:
     description: str
 
 
-def _deal_pull():
-    from app.intake.operations import run_deal_sync
+def scheduled(job_id: str) -> Callable[[], object]:
+    """A job run on its interval, recorded like every run."""
 
-    run_deal_sync(trigger="schedule")
+    def run():
+        from app.jobs.queue import execute
+
+        execute(job_id, trigger="schedule")
+
+    return run
 
 
-def _queued_and_webhooks():
-    from app.jobs.pipedrive import process_webhooks, run_queued_syncs
+def _fast_worker():
+    from app.jobs.pipedrive import process_webhooks
+    from app.jobs.queue import run_queued
 
-    run_queued_syncs()
+    run_queued()
     process_webhooks()
 
 
-# Every job in one place, with stable ids.
+def _push_work():
+    from app.push.operations import scheduled_push
+
+    scheduled_push()
+
+
+# Every job in one place, with stable ids and default intervals.
 JOBS: list[Job] = [
-    Job("pipedrive.deals", 300, _deal_pull, "Pull Pipedrive deal changes"),
-    Job("worker.fast", 2, _queued_and_webhooks, "Start queued syncs, apply webhooks"),
+    Job("stripe.payments", 120, scheduled("stripe.payments"), "Pull Stripe payment changes"),
+    Job("pipedrive.deals", 300, scheduled("pipedrive.deals"), "Pull Pipedrive deal changes"),
+    Job("writeback.retry", 30, scheduled("writeback.retry"), "Deliver and retry write-backs"),
+    Job("invoices.overdue", 600, scheduled("invoices.overdue"), "Mark invoices overdue"),
+    Job("mismatches.recompute", 300, scheduled("mismatches.recompute"), "Recompute mismatches"),
+    Job("worker.fast", 2, _fast_worker, "Start queued runs, apply Pipedrive webhooks"),
+    Job("push.work", 2, _push_work, "Push queued invoices to Stripe, then write back"),
 ]
 
 
@@ -112,6 +129,24 @@ def run_job(app: Flask, job: Job) -> None:
             db.session.remove()
 
 
+def publish_schedule(app: Flask, sched) -> None:
+    """Tell the web (Sync health page) when each job runs next, and that we are alive."""
+    from app.payments.models import JobSchedule
+    from app.types import utcnow
+
+    with app.app_context():
+        now = utcnow()
+        for job in JOBS:
+            planned = sched.get_job(job.id)
+            row = db.session.get(JobSchedule, job.id) or JobSchedule(id=job.id)
+            row.description, row.interval_seconds = job.description, job.seconds
+            row.next_run_at = planned.next_run_time if planned else None
+            row.scheduler_pid, row.heartbeat_at = os.getpid(), now
+            db.session.add(row)
+        db.session.commit()
+        db.session.remove()
+
+
 @click.command("scheduler")
 @click.option("--once", is_flag=True, help="Run every job once and exit (for cron or tests).")
 @with_appcontext
@@ -133,11 +168,27 @@ def scheduler_command(once: bool) -> None:
         + ", ".join(f"{j.id} every {j.seconds}s" for j in JOBS)
     )
     sched = BlockingScheduler(timezone="UTC")
+    sched.add_job(
+        publish_schedule,
+        "interval",
+        seconds=10,
+        args=[app, sched],
+        id="scheduler.heartbeat",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
+    )
     for job in JOBS:
         # First run right away, then on the interval.
         sched.add_job(
-            run_job, "interval", seconds=job.seconds, args=[app, job], id=job.id,
-            max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC),
+            run_job,
+            "interval",
+            seconds=job.seconds,
+            args=[app, job],
+            id=job.id,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC),
         )
     try:
         sched.start()

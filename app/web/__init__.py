@@ -45,6 +45,15 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(invoices_bp)
     app.register_blueprint(pd_webhooks_bp)
+
+    from app.health.routes import bp as health_bp
+    from app.mismatches.routes import bp as mismatches_bp
+    from app.payments.webhooks import bp as stripe_webhooks_bp
+
+    app.register_blueprint(mismatches_bp)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(stripe_webhooks_bp)
+    csrf.exempt(stripe_webhooks_bp)  # authenticated by Stripe's signature, not a session
     csrf.exempt(pd_webhooks_bp)  # authenticated by HTTP basic auth, not a browser session
     app.register_blueprint(users_bp)
     app.register_blueprint(connections_bp)
@@ -55,6 +64,18 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(approvals_bp)
     app.register_blueprint(approval_policy_bp)
 
+    from app.sales import bp as sales_bp
+    from app.sales import panel_bp as sales_panel_bp
+
+    app.register_blueprint(sales_bp)
+    app.register_blueprint(sales_panel_bp)  # GET only, authenticated by Pipedrive's token
+
+    from app.push.routes import bp as push_bp
+    from app.writeback.routes import bp as writeback_bp
+
+    app.register_blueprint(push_bp)
+    app.register_blueprint(writeback_bp)
+
     security.init_app(app)
     layout.init_app(app)
     errors.init_app(app)
@@ -63,6 +84,9 @@ def init_app(app: Flask) -> None:
     from app.connections.cli import rotate_encryption_key
 
     desk.add_command(rotate_encryption_key)
+    from app.sales.cli import panel_link
+
+    desk.add_command(panel_link)
     app.cli.add_command(desk)
 
 

@@ -29,6 +29,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Invoices", "invoices.index", "invoices.view", ("invoices",)),
     NavItem("Approvals", "approvals.inbox", "invoices.approve", ("approvals",)),
     NavItem("Mismatches", "mismatches.index", "mismatches.view", ("mismatches",)),
+    NavItem("Sync health", "health.index", "health.view", ("health",)),
     NavItem("Sales", "sales.index", "sales.view", ("sales",)),
     NavItem(
         "Admin", "admin.index", "admin.view",

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.intake.models import PdDeal, PdPipeline, SyncRun
-from app.jobs.pipedrive import run_queued_syncs
+from app.jobs.queue import run_queued
 from tests.conftest import csrf_token
 
 
@@ -126,7 +126,7 @@ def test_sync_now_queues_for_the_scheduler_and_reports_progress(
         assert len(queued) == 1
         run_id = queued[0].id
         assert f"/queue/sync/{run_id}" in again.get_data(as_text=True)
-        assert run_queued_syncs() == 1
+        assert run_queued() == 1
     done = client.get(f"/queue/sync/{run_id}").get_data(as_text=True)
     assert "Sync finished" in done and "hx-trigger" not in done
 

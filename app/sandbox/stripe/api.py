@@ -511,3 +511,51 @@ def webhook_endpoints_delete(sb, p, webhook_endpoint):
     sb.get("webhook_endpoint", webhook_endpoint)
     sb.store.delete("webhook_endpoint", webhook_endpoint)
     return {"id": webhook_endpoint, "object": "webhook_endpoint", "deleted": True}
+
+
+# ---------------------------------------------------------------- account
+ACCOUNT_NAME = "Billing Desk Sandbox GmbH"
+
+
+@route("GET", "/v1/account", "AccountRetrieveCurrentParams")
+def account_retrieve(sb, p):
+    """The account the key belongs to, in Stripe's shape (the desk's "Test connection")."""
+    created = 1767225600  # 2026-01-01, fixed: the sandbox account always existed
+    return {
+        "id": "acct_1SandboxBillingDesk",
+        "object": "account",
+        "business_profile": {
+            "annual_revenue": None, "estimated_worker_count": None, "mcc": "5734",
+            "minority_owned_business_designation": None, "name": ACCOUNT_NAME,
+            "product_description": "Sandbox for Billing Desk", "support_address": None,
+            "support_email": "billing@sandbox.example", "support_phone": None,
+            "support_url": None, "url": None,
+        },
+        "business_type": "company",
+        "capabilities": {"card_payments": "active", "transfers": "active"},
+        "charges_enabled": True,
+        "controller": {"type": "account"},
+        "country": "DE",
+        "created": created,
+        "default_currency": "eur",
+        "details_submitted": True,
+        "email": "billing@sandbox.example",
+        "external_accounts": {"object": "list", "data": [], "has_more": False,
+                              "url": "/v1/accounts/acct_1SandboxBillingDesk/external_accounts"},
+        "future_requirements": None,
+        "metadata": {},
+        "payouts_enabled": True,
+        "requirements": None,
+        "settings": {
+            "branding": {"icon": None, "logo": None, "primary_color": None,
+                         "secondary_color": None},
+            "dashboard": {"display_name": ACCOUNT_NAME, "timezone": "Europe/Berlin"},
+            "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": None},
+            "payments": {"statement_descriptor": "BILLINGDESK", "statement_descriptor_kana": None,
+                         "statement_descriptor_kanji": None,
+                         "statement_descriptor_prefix_kana": None,
+                         "statement_descriptor_prefix_kanji": None},
+        },
+        "tos_acceptance": {"date": created, "ip": None, "user_agent": None},
+        "type": "standard",
+    }

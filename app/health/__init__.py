@@ -1,0 +1,1 @@
+"""Sync health: every recorded run, the scheduler's plan, and "Run now"."""

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app.auth.permissions import requires
+from app.extensions import db
+from app.intake.models import SyncRun, SyncState
+from app.jobs.queue import request_job
+from app.jobs.scheduler import JOBS
+from app.payments.models import JobSchedule
+from app.types import utcnow
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/health/")
+@requires("health.view")
+def index():
+    job = request.args.get("job") or ""
+    q = select(SyncRun).order_by(SyncRun.id.desc()).limit(50)
+    if job:
+        q = q.where(SyncRun.job == job)
+    runs = db.session.execute(q).scalars().all()
+    plans = {row.id: row for row in db.session.execute(select(JobSchedule)).scalars()}
+    heartbeat = max((p.heartbeat_at for p in plans.values() if p.heartbeat_at), default=None)
+    alive = heartbeat is not None and utcnow() - heartbeat < dt.timedelta(seconds=60)
+    states = {s.name: s for s in db.session.execute(select(SyncState)).scalars()}
+    template = (
+        "health/_runs.html" if request.htmx and not request.htmx.boosted else "health/index.html"
+    )
+    return render_template(
+        template,
+        runs=runs,
+        jobs=JOBS,
+        plans=plans,
+        alive=alive,
+        heartbeat=heartbeat,
+        states=states,
+        job=job,
+    )
+
+
+@bp.route("/health/run/<job_id>", methods=["POST"])
+@requires("health.run")
+def run_now(job_id: str):
+    if job_id not in {j.id for j in JOBS} or job_id == "worker.fast":
+        abort(404)
+    run = request_job(job_id)
+    db.session.commit()
+    flash(
+        f"“{job_id}” is queued (run #{run.id}); the scheduler starts it within seconds.", "success"
+    )
+    return redirect(url_for("health.index"), 303)

@@ -1,0 +1,84 @@
+"""Every job the scheduler runs, registered under its stable id."""
+
+from __future__ import annotations
+
+from app.extensions import db
+from app.intake.models import SyncRun
+from app.jobs.queue import runner
+
+
+def _args(run: SyncRun) -> dict:
+    return (run.counts or {}).get("args") or {}
+
+
+@runner("pipedrive.deals")
+def pipedrive_deals(run: SyncRun) -> None:
+    from app.intake.operations import run_deal_sync
+
+    full = bool(_args(run).get("full") or (run.counts or {}).get("full"))
+    run_deal_sync(run, full=full)
+
+
+@runner("pipedrive.webhooks")
+def pipedrive_webhooks(run: SyncRun) -> None:
+    from app.jobs.pipedrive import process_webhooks
+
+    run.counts = {"events": process_webhooks()}
+
+
+@runner("stripe.payments")
+def stripe_payments(run: SyncRun) -> None:
+    from app.payments.sync import pull_events
+    from app.stripe_api.factory import stripe_gateway
+
+    gateway = stripe_gateway()
+    run.counts = pull_events(gateway, run)
+    run = db.session.merge(run)
+    run.requests = gateway.usage.requests
+
+
+@runner("invoices.overdue")
+def invoices_overdue(run: SyncRun) -> None:
+    from app.payments.operations import mark_overdue
+
+    run.counts = {"overdue": mark_overdue()}
+
+
+@runner("mismatches.recompute")
+def mismatches_recompute(run: SyncRun) -> None:
+    from app.mismatches.operations import recompute
+
+    run.counts = recompute()
+
+
+@runner("writeback.retry")
+def writeback_retry(run: SyncRun) -> None:
+    from app.writeback.operations import process_outbox
+
+    result = process_outbox()
+    run.counts = result if isinstance(result, dict) else {"processed": result}
+
+
+@runner("stripe.invoice_refresh")
+def stripe_invoice_refresh(run: SyncRun) -> None:
+    from app.invoices.models import Invoice
+    from app.payments.sync import _reread, apply_invoice
+    from app.stripe_api.factory import stripe_gateway
+
+    invoice = db.session.get(Invoice, int(_args(run)["invoice_id"]))
+    gateway = stripe_gateway()
+    obj = _reread(gateway, "invoice", invoice.stripe_invoice_id) if invoice else None
+    if obj:
+        apply_invoice(obj)
+    run.requests = gateway.usage.requests
+    run.counts = {"refreshed": 1 if obj else 0}
+
+
+@runner("pipedrive.deal_refresh")
+def pipedrive_deal_refresh(run: SyncRun) -> None:
+    from app.intake.sync import refresh_deals
+    from app.pipedrive.factory import pipedrive_client
+
+    client = pipedrive_client()
+    run.counts = refresh_deals(client, run, [int(_args(run)["deal_id"])], source="manual")
+    run.requests, run.tokens = client.usage.requests, client.usage.tokens

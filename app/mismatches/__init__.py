@@ -1,0 +1,1 @@
+"""The mismatch board: where Pipedrive, the desk and Stripe disagree, and what fixes it."""

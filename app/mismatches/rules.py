@@ -1,0 +1,381 @@
+"""The twelve rules of the mismatch board: where Pipedrive, the desk and Stripe disagree.
+
+Each rule is one set-based query returning only the hits, so recomputing over
+100,000 invoices stays fast and small; each hit says in plain words what is
+wrong and which action fixes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.intake.models import PdDeal
+from app.invoices.models import LIVE, Invoice
+from app.money import format_money
+from app.payments.models import ForeignStripeInvoice, InvoiceStripeState, StripeCustomerSeen
+
+RULES = {
+    1: "Deal value differs from the invoiced total",
+    2: "Deal changed in Pipedrive after it was invoiced",
+    3: "Stripe's state is not yet in Pipedrive",
+    4: "Invoice void or uncollectible while the deal is won",
+    5: "Deal lost or deleted but an invoice is open or paid",
+    6: "Collected below invoiced after refunds or credit notes",
+    7: "Currency differs between deal and invoice",
+    8: "Stripe invoice the desk did not create",
+    9: "More than one live invoice for one deal",
+    10: "Invoice overdue",
+    11: "Invoice changed in Stripe after the push",
+    12: "Customer email in Stripe differs from the CRM",
+}
+# What fixes each, in the order the board offers the actions.
+ACTIONS = {
+    1: ["open_pipedrive", "open_invoice", "acknowledge"],
+    2: ["resync_deal", "open_pipedrive", "open_invoice", "acknowledge"],
+    3: ["retry_writeback", "open_pipedrive", "acknowledge"],
+    4: ["open_stripe", "open_pipedrive", "acknowledge"],
+    5: ["open_stripe", "open_pipedrive", "acknowledge"],
+    6: ["open_stripe", "open_pipedrive", "acknowledge"],
+    7: ["open_invoice", "open_pipedrive", "acknowledge"],
+    8: ["open_stripe", "acknowledge"],
+    9: ["open_deal", "acknowledge"],
+    10: ["open_stripe", "open_pipedrive", "resync_invoice", "acknowledge"],
+    11: ["open_stripe", "resync_invoice", "acknowledge"],
+    12: ["open_stripe", "open_pipedrive", "acknowledge"],
+}
+PUSHED = ("pushed",)
+
+
+@dataclass
+class Hit:
+    rule: int
+    subject: str
+    severity: str
+    explanation: str
+    deal_id: int | None = None
+    invoice_id: int | None = None
+    facts: dict = field(default_factory=dict)
+
+
+def _m(amount, currency) -> str:
+    return format_money(Decimal(amount or 0), currency)
+
+
+def rule_1() -> Iterator[Hit]:
+    q = (
+        select(
+            PdDeal.id,
+            PdDeal.value,
+            PdDeal.currency,
+            func.sum(Invoice.total),
+            func.count(Invoice.id),
+        )
+        .join(Invoice, Invoice.deal_id == PdDeal.id)
+        .where(Invoice.status.in_(PUSHED), Invoice.stripe_status.not_in(("void",)))
+        .group_by(PdDeal.id, PdDeal.value, PdDeal.currency)
+    )
+    for deal_id, value, currency, invoiced, n in db.session.execute(q):
+        if Decimal(value or 0) != Decimal(invoiced or 0):
+            yield Hit(
+                1,
+                f"deal:{deal_id}",
+                "medium",
+                f"The deal is worth {_m(value, currency)} in Pipedrive, but "
+                f"{_m(invoiced, currency)} was invoiced ({n} invoice"
+                f"{'s' if n != 1 else ''}). Check whether something was not billed, "
+                "billed twice, or billed separately (recurring products).",
+                deal_id=deal_id,
+                facts={"value": str(value), "invoiced": str(invoiced)},
+            )
+
+
+def rule_2() -> Iterator[Hit]:
+    q = (
+        select(Invoice.id, Invoice.deal_id, PdDeal.title, PdDeal.content_hash)
+        .join(PdDeal, PdDeal.id == Invoice.deal_id)
+        .where(
+            Invoice.status.in_(PUSHED),
+            Invoice.deal_hash != PdDeal.content_hash,
+            Invoice.deal_hash != "",
+        )
+    )
+    for inv_id, deal_id, title, deal_hash in db.session.execute(q):
+        yield Hit(
+            2,
+            f"invoice:{inv_id}",
+            "medium",
+            f"“{title}” changed in Pipedrive (value, products, currency or contact) "
+            f"after invoice BD-{inv_id:05d} was sent. The invoice may no longer match "
+            "what was sold: compare them and issue a credit note or a new invoice.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"deal_hash": deal_hash},
+        )
+
+
+def rule_3() -> Iterator[Hit]:
+    try:
+        from app.writeback.queries import unsettled_by_deal
+    except ImportError:
+        return
+    for deal_id, failed, pending, last_error in unsettled_by_deal():
+        if failed:
+            yield Hit(
+                3,
+                f"deal:{deal_id}",
+                "high",
+                f"{failed} update{'s' if failed != 1 else ''} to Pipedrive failed and "
+                f"stopped retrying: {last_error or 'see Write-backs'}. Pipedrive does not "
+                "show what Stripe says. Retry once the cause is fixed.",
+                deal_id=deal_id,
+                facts={"failed": failed, "pending": pending},
+            )
+        elif pending:
+            yield Hit(
+                3,
+                f"deal:{deal_id}",
+                "low",
+                f"{pending} update{'s' if pending != 1 else ''} to Pipedrive "
+                f"{'is' if pending == 1 else 'are'} still waiting to be delivered; "
+                "they are retried automatically.",
+                deal_id=deal_id,
+                facts={"failed": 0, "pending": pending},
+            )
+
+
+def rule_4() -> Iterator[Hit]:
+    q = (
+        select(Invoice.id, Invoice.deal_id, Invoice.stripe_status, Invoice.stripe_number)
+        .join(PdDeal, PdDeal.id == Invoice.deal_id)
+        .where(Invoice.stripe_status.in_(("void", "uncollectible")), PdDeal.status == "won")
+    )
+    for inv_id, deal_id, status, number in db.session.execute(q):
+        yield Hit(
+            4,
+            f"invoice:{inv_id}",
+            "high",
+            f"Invoice {number or inv_id} is {status} in Stripe, but the deal is still "
+            "won in Pipedrive: nothing is being collected for it. Re-invoice, or mark "
+            "the deal lost.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"status": status},
+        )
+
+
+def rule_5() -> Iterator[Hit]:
+    q = (
+        select(
+            Invoice.id, Invoice.deal_id, Invoice.stripe_status, PdDeal.status, Invoice.stripe_number
+        )
+        .join(PdDeal, PdDeal.id == Invoice.deal_id)
+        .where(PdDeal.status.in_(("lost", "deleted")), Invoice.stripe_status.in_(("open", "paid")))
+    )
+    for inv_id, deal_id, status, deal_status, number in db.session.execute(q):
+        yield Hit(
+            5,
+            f"invoice:{inv_id}",
+            "high",
+            f"The deal was {deal_status} in Pipedrive, but invoice {number or inv_id} is "
+            f"{status} in Stripe. Void it or issue a credit note (and refund), or restore "
+            "the deal.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"deal": deal_status, "invoice": status},
+        )
+
+
+def rule_6() -> Iterator[Hit]:
+    q = select(
+        Invoice.id,
+        Invoice.deal_id,
+        Invoice.total,
+        Invoice.amount_paid,
+        Invoice.amount_refunded,
+        Invoice.amount_credited,
+        Invoice.currency,
+        Invoice.stripe_number,
+    ).where(
+        Invoice.status.in_(PUSHED), (Invoice.amount_refunded > 0) | (Invoice.amount_credited > 0)
+    )
+    for inv_id, deal_id, total, paid, refunded, credited, cur, number in db.session.execute(q):
+        collected = (paid or 0) - (refunded or 0)
+        if collected < (total or 0):
+            parts = []
+            if refunded:
+                parts.append(f"{_m(refunded, cur)} refunded")
+            if credited:
+                parts.append(f"{_m(credited, cur)} credited")
+            yield Hit(
+                6,
+                f"invoice:{inv_id}",
+                "medium",
+                f"Invoice {number or inv_id}: {_m(total, cur)} invoiced, "
+                f"{_m(collected, cur)} collected after {' and '.join(parts)}. "
+                "Confirm the reduction was agreed, and that Pipedrive shows it.",
+                deal_id=deal_id,
+                invoice_id=inv_id,
+                facts={
+                    "total": str(total),
+                    "collected": str(collected),
+                    "refunded": str(refunded),
+                    "credited": str(credited),
+                },
+            )
+
+
+def rule_7() -> Iterator[Hit]:
+    q = (
+        select(Invoice.id, Invoice.deal_id, Invoice.currency, PdDeal.currency)
+        .join(PdDeal, PdDeal.id == Invoice.deal_id)
+        .where(Invoice.status.in_(LIVE), Invoice.currency != PdDeal.currency)
+    )
+    for inv_id, deal_id, inv_cur, deal_cur in db.session.execute(q):
+        yield Hit(
+            7,
+            f"invoice:{inv_id}",
+            "medium",
+            f"The deal is in {deal_cur} but invoice BD-{inv_id:05d} is in {inv_cur}. "
+            "Prices were entered by hand, not converted: check them, or align the deal.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"deal": deal_cur, "invoice": inv_cur},
+        )
+
+
+def rule_8() -> Iterator[Hit]:
+    q = select(ForeignStripeInvoice).where(ForeignStripeInvoice.status.not_in(("void", "draft")))
+    for f in db.session.execute(q).scalars():
+        yield Hit(
+            8,
+            f"stripe:{f.id}",
+            "medium",
+            f"Stripe has invoice {f.number or f.id} ({_m(f.total, f.currency)}, {f.status}) "
+            f"for customer {f.customer}, which the desk did not create. If it bills a "
+            "deal, that deal may be billed twice.",
+            facts={"status": f.status, "total": str(f.total), "stripe_id": f.id},
+        )
+
+
+def rule_9() -> Iterator[Hit]:
+    q = (
+        select(Invoice.deal_id, func.count(Invoice.id))
+        .where(Invoice.status.in_(LIVE))
+        .group_by(Invoice.deal_id)
+        .having(func.count(Invoice.id) > 1)
+    )
+    for deal_id, n in db.session.execute(q):
+        yield Hit(
+            9,
+            f"deal:{deal_id}",
+            "high",
+            f"Deal #{deal_id} has {n} live invoices. One deal is billed once: cancel the "
+            "extra drafts, or void the duplicate in Stripe.",
+            deal_id=deal_id,
+            facts={"live": n},
+        )
+
+
+def rule_10() -> Iterator[Hit]:
+    q = select(
+        Invoice.id,
+        Invoice.deal_id,
+        Invoice.due_at,
+        Invoice.amount_remaining,
+        Invoice.currency,
+        Invoice.stripe_number,
+    ).where(Invoice.payment_status == "overdue")
+    for inv_id, deal_id, due, remaining, cur, number in db.session.execute(q):
+        when = due.strftime("%d %b %Y") if due else "its due date"
+        yield Hit(
+            10,
+            f"invoice:{inv_id}",
+            "medium",
+            f"Invoice {number or inv_id} is overdue since {when}: {_m(remaining, cur)} "
+            "outstanding. The deal owner was asked to follow up.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"remaining": str(remaining)},
+        )
+
+
+def rule_11() -> Iterator[Hit]:
+    q = (
+        select(
+            Invoice.id,
+            Invoice.deal_id,
+            Invoice.total,
+            InvoiceStripeState.stripe_total,
+            Invoice.currency,
+            Invoice.stripe_number,
+        )
+        .join(InvoiceStripeState, InvoiceStripeState.invoice_id == Invoice.id)
+        .where(
+            Invoice.status.in_(PUSHED),
+            Invoice.stripe_status != "void",
+            Invoice.total != InvoiceStripeState.stripe_total,
+        )
+    )
+    for inv_id, deal_id, total, stripe_total, cur, number in db.session.execute(q):
+        yield Hit(
+            11,
+            f"invoice:{inv_id}",
+            "high",
+            f"Invoice {number or inv_id} was approved at {_m(total, cur)} but Stripe now "
+            f"shows {_m(stripe_total, cur)}: it was changed in Stripe after the push.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"approved": str(total), "stripe": str(stripe_total)},
+        )
+
+
+def rule_12() -> Iterator[Hit]:
+    q = (
+        select(
+            Invoice.stripe_customer_id,
+            StripeCustomerSeen.email,
+            PdDeal.billing_email,
+            func.min(Invoice.deal_id),
+        )
+        .join(StripeCustomerSeen, StripeCustomerSeen.id == Invoice.stripe_customer_id)
+        .join(PdDeal, PdDeal.id == Invoice.deal_id)
+        .where(
+            Invoice.status.in_(PUSHED),
+            StripeCustomerSeen.deleted.is_(False),
+            PdDeal.billing_email.is_not(None),
+        )
+        .group_by(Invoice.stripe_customer_id, StripeCustomerSeen.email, PdDeal.billing_email)
+    )
+    for customer, stripe_email, crm_email, deal_id in db.session.execute(q):
+        if (stripe_email or "").strip().lower() != (crm_email or "").strip().lower():
+            to = stripe_email or "no address"
+            yield Hit(
+                12,
+                f"customer:{customer}:{crm_email}",
+                "low",
+                f"Stripe sends invoices for customer {customer} to {to}, but the CRM's "
+                f"billing email is {crm_email}. Update one of them.",
+                deal_id=deal_id,
+                facts={"stripe": stripe_email, "crm": crm_email},
+            )
+
+
+ALL_RULES = [
+    rule_1,
+    rule_2,
+    rule_3,
+    rule_4,
+    rule_5,
+    rule_6,
+    rule_7,
+    rule_8,
+    rule_9,
+    rule_10,
+    rule_11,
+    rule_12,
+]

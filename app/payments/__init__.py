@@ -1,0 +1,1 @@
+"""Payment state from Stripe: events pulled and received by webhook, applied to invoices."""

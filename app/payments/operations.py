@@ -1,0 +1,98 @@
+"""Payment jobs: the Stripe pull, replays, and invoices falling overdue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.intake.models import SyncRun
+from app.intake.sync import start_run
+from app.invoices.models import Invoice
+from app.payments import crm
+from app.payments.models import InvoiceStripeState, StripeEvent
+from app.payments.sync import handle_stored, pull_events, refresh_status
+from app.stripe_api.client import StripeGatewayError
+from app.stripe_api.factory import stripe_gateway
+from app.types import utcnow
+
+JOB_PAYMENTS = "stripe.payments"
+JOB_OVERDUE = "invoices.overdue"
+
+
+def run_payment_sync(trigger: str = "schedule") -> SyncRun:
+    run = start_run(JOB_PAYMENTS, trigger)
+    db.session.commit()
+    try:
+        gateway = stripe_gateway()
+        run.counts = pull_events(gateway, run)
+        run.requests = gateway.usage.requests
+        run.status = "ok"
+    except StripeGatewayError as exc:
+        db.session.rollback()
+        run = db.session.merge(run)
+        run.status, run.error = "failed", f"{exc} {exc.hint}".strip()
+    run.finished_at = utcnow()
+    db.session.commit()
+    return run
+
+
+def replay_events(
+    *, event_id: str | None = None, failed_only: bool = True, since: dt.datetime | None = None
+) -> int:
+    """Apply stored events again (re-reading each object): after a bug fix or an outage."""
+    q = select(StripeEvent).order_by(StripeEvent.created, StripeEvent.id)
+    if event_id:
+        q = q.where(StripeEvent.id == event_id)
+    elif failed_only:
+        q = q.where(StripeEvent.status.in_(("failed", "received")))
+    if since:
+        q = q.where(StripeEvent.created >= int(since.timestamp()))
+    gateway = stripe_gateway()
+    n = 0
+    for row in db.session.execute(q).scalars().all():
+        try:
+            handle_stored(row, gateway, reread=True)
+        except StripeGatewayError as exc:
+            row.status, row.error = "failed", str(exc)
+        n += 1
+        db.session.commit()
+    return n
+
+
+def mark_overdue(now: dt.datetime | None = None) -> int:
+    """Open invoices past their due date become overdue; the CRM is told once."""
+    now = now or utcnow()
+    rows = (
+        db.session.execute(
+            select(Invoice).where(
+                Invoice.stripe_status == "open",
+                Invoice.due_at < now,
+                Invoice.payment_status.not_in(("overdue", "disputed", "payment_failed")),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    n = 0
+    for inv in rows:
+        before = inv.payment_status
+        if refresh_status(inv, now) == "overdue" and before != "overdue":
+            st = db.session.get(InvoiceStripeState, inv.id)
+            if st is not None and st.overdue_told_at is None:
+                crm.tell(
+                    inv,
+                    {"id": f"overdue:{inv.id}", "type": "invoice.overdue", "data": {"object": {}}},
+                )
+            n += 1
+    db.session.commit()
+    return n
+
+
+def run_overdue(trigger: str = "schedule") -> SyncRun:
+    run = start_run(JOB_OVERDUE, trigger)
+    run.counts = {"overdue": mark_overdue()}
+    run.status, run.finished_at = "ok", utcnow()
+    db.session.commit()
+    return run

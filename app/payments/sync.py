@@ -1,0 +1,486 @@
+"""Applying Stripe's facts to desk invoices: events pulled, webhooks, re-reads.
+
+The pull reads the Events API from a stored cursor, newest first, 100 a page,
+filtered to the types the desk cares about: a cycle costs one request per 100
+events however many invoices the desk knows (zero per unchanged invoice). Each
+object is applied once, from its newest event (Stripe lists events newest
+first, so among events of the same second the list order decides). Webhooks are
+the fast path: the same code, but the object is re-read from Stripe because a
+webhook may arrive late and out of order. Applying an object is idempotent and
+keyed by Stripe ids, so duplicates, replays and shuffles end in the same state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+
+from app.audit.operations import record
+from app.extensions import db
+from app.intake.models import SyncRun, SyncState
+from app.invoices.models import Invoice
+from app.money import from_minor
+from app.payments import crm
+from app.payments.models import (
+    ForeignStripeInvoice,
+    InvoiceStripeState,
+    StripeCustomerSeen,
+    StripeEvent,
+    StripePayment,
+)
+from app.payments.states import derive
+from app.stripe_api.client import StripeGateway, StripeGatewayError
+from app.types import utcnow
+
+log = logging.getLogger("billing_desk.payments")
+
+EVENTS_STATE = "stripe.events"
+EVENT_RETENTION = dt.timedelta(days=30)  # Stripe lists events of the last 30 days
+OVERLAP = 300  # seconds re-read at the edge of the cursor; duplicates are skipped by id
+EVENT_TYPES = [
+    "invoice.finalized",
+    "invoice.sent",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.overdue",
+    "invoice.created",
+    "invoice.deleted",
+    "invoice_payment.paid",
+    "credit_note.created",
+    "credit_note.voided",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "customer.updated",
+    "customer.deleted",
+]  # Stripe takes at most 20 types per request
+
+
+def _dt(ts: int | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(ts, dt.UTC) if ts else None
+
+
+def _obj(value):
+    """SDK objects and plain dicts alike, as plain JSON data (Stripe's own JSON when
+    the SDK kept the response: no Decimal or SDK types inside, safe to store raw)."""
+    if value is None:
+        return None
+    response = getattr(value, "last_response", None)
+    if response is not None and getattr(response, "body", None):
+        return json.loads(response.body)
+    if hasattr(value, "to_dict"):
+        return json.loads(json.dumps(value.to_dict(), default=str))
+    return value
+
+
+def desk_invoice_for(stripe_invoice: dict) -> Invoice | None:
+    sid = stripe_invoice.get("id")
+    inv = db.session.execute(select(Invoice).where(Invoice.stripe_invoice_id == sid)).scalar()
+    if inv is not None:
+        return inv
+    desk_id = (stripe_invoice.get("metadata") or {}).get("desk_invoice_id")
+    if desk_id and str(desk_id).isdigit():
+        inv = db.session.get(Invoice, int(desk_id))
+        if inv is not None and inv.stripe_invoice_id in (None, sid):
+            return inv
+    return None
+
+
+def _state(invoice: Invoice) -> InvoiceStripeState:
+    st = db.session.get(InvoiceStripeState, invoice.id)
+    if st is None:
+        st = InvoiceStripeState(
+            invoice_id=invoice.id, stripe_total=Decimal(0), stripe_subtotal=Decimal(0)
+        )
+        db.session.add(st)
+    return st
+
+
+def _snapshot(invoice: Invoice) -> dict:
+    return {
+        "payment_status": invoice.payment_status,
+        "stripe_status": invoice.stripe_status,
+        "paid": invoice.amount_paid,
+        "refunded": invoice.amount_refunded,
+        "credited": invoice.amount_credited,
+        "remaining": invoice.amount_remaining,
+    }
+
+
+def refresh_status(invoice: Invoice, now: dt.datetime | None = None) -> str | None:
+    st = db.session.get(InvoiceStripeState, invoice.id)
+    invoice.payment_status = derive(
+        stripe_status=invoice.stripe_status,
+        total=invoice.total or Decimal(0),
+        paid=invoice.amount_paid or Decimal(0),
+        refunded=invoice.amount_refunded or Decimal(0),
+        credited=invoice.amount_credited or Decimal(0),
+        remaining=invoice.amount_remaining or Decimal(0),
+        due_at=invoice.due_at,
+        payment_failed=bool(st and st.payment_failed_at),
+        disputed=bool(st and st.disputed),
+        now=now or utcnow(),
+    )
+    return invoice.payment_status
+
+
+def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
+    """Bring a desk invoice in line with Stripe's invoice object."""
+    invoice = desk_invoice_for(obj)
+    if invoice is None:
+        _maybe_foreign(obj)
+        return None
+    st = _state(invoice)
+    created = (event or {}).get("created", 0)
+    if event and created < (st.last_event_created or 0) and obj.get("_from_payload"):
+        return invoice  # an older payload never overwrites newer state
+    before = _snapshot(invoice)
+    cur = obj.get("currency", invoice.currency.lower())
+    invoice.stripe_invoice_id = obj["id"]
+    invoice.stripe_customer_id = obj.get("customer") or invoice.stripe_customer_id
+    invoice.stripe_number = obj.get("number") or invoice.stripe_number
+    invoice.hosted_invoice_url = obj.get("hosted_invoice_url") or invoice.hosted_invoice_url
+    invoice.invoice_pdf = obj.get("invoice_pdf") or invoice.invoice_pdf
+    invoice.stripe_status = obj.get("status")
+    invoice.amount_paid = from_minor(obj.get("amount_paid") or 0, cur)
+    invoice.amount_remaining = from_minor(obj.get("amount_remaining") or 0, cur)
+    pre = obj.get("pre_payment_credit_notes_amount") or 0
+    post = obj.get("post_payment_credit_notes_amount") or 0
+    invoice.amount_credited = from_minor(pre + post, cur)
+    invoice.due_at = _dt(obj.get("due_date")) or invoice.due_at
+    paid_at = (obj.get("status_transitions") or {}).get("paid_at")
+    if paid_at:
+        invoice.last_payment_at = max(filter(None, [invoice.last_payment_at, _dt(paid_at)]))
+    st.stripe_total = from_minor(obj.get("total") or 0, cur)
+    st.stripe_subtotal = from_minor(obj.get("subtotal") or 0, cur)
+    st.amount_due = from_minor(obj.get("amount_due") or 0, cur)
+    st.pre_payment_credit = from_minor(pre, cur)
+    st.post_payment_credit = from_minor(post, cur)
+    lines = obj.get("lines") or {}
+    st.line_count = lines.get("total_count") or len(lines.get("data") or [])
+    if event:
+        if event.get("type") == "invoice.payment_failed" and invoice.stripe_status == "open":
+            st.payment_failed_at = _dt(created) or utcnow()
+        if created >= (st.last_event_created or 0):
+            st.last_event_created, st.last_event_id = created, event.get("id")
+    if invoice.stripe_status == "paid":
+        st.payment_failed_at = None
+    invoice.stripe_synced_at = utcnow()
+    refresh_status(invoice)
+    after = _snapshot(invoice)
+    if before != after:
+        db.session.flush()
+        record("invoice.stripe_update", "invoice", invoice.id, before, after)
+    return invoice
+
+
+def _maybe_foreign(obj: dict) -> None:
+    """Rule 8's raw material: a Stripe invoice the desk did not create, for a known customer."""
+    customer = obj.get("customer")
+    if not customer or (obj.get("metadata") or {}).get("desk_invoice_id"):
+        return
+    known = db.session.execute(
+        select(Invoice.id).where(Invoice.stripe_customer_id == customer).limit(1)
+    ).first()
+    if not known:
+        return
+    row = db.session.get(ForeignStripeInvoice, obj["id"]) or ForeignStripeInvoice(
+        id=obj["id"], customer=customer
+    )
+    row.number = obj.get("number")
+    row.status = obj.get("status")
+    row.currency = (obj.get("currency") or "").upper()
+    row.total = from_minor(obj.get("total") or 0, row.currency or "USD")
+    row.hosted_invoice_url = obj.get("hosted_invoice_url")
+    row.seen_at = utcnow()
+    db.session.add(row)
+
+
+def apply_invoice_payment(obj: dict) -> Invoice | None:
+    payment = obj.get("payment") or {}
+    row = db.session.get(StripePayment, obj["id"])
+    invoice = db.session.execute(
+        select(Invoice).where(Invoice.stripe_invoice_id == obj.get("invoice"))
+    ).scalar()
+    cur = (obj.get("currency") or (invoice.currency if invoice else "usd")).upper()
+    if row is None:
+        row = StripePayment(
+            id=obj["id"], stripe_invoice_id=obj.get("invoice"), currency=cur, amount=Decimal(0)
+        )
+        db.session.add(row)
+    row.invoice_id = invoice.id if invoice else row.invoice_id
+    row.payment_intent = payment.get("payment_intent") or row.payment_intent
+    row.charge = payment.get("charge") or row.charge
+    row.amount = from_minor(obj.get("amount_paid") or 0, cur)
+    row.status = obj.get("status") or "paid"
+    row.paid_at = _dt((obj.get("status_transitions") or {}).get("paid_at")) or row.paid_at
+    db.session.flush()
+    return invoice
+
+
+def apply_charge(obj: dict) -> Invoice | None:
+    """Refunds act on the charge: its amount_refunded is absolute, so order does not matter."""
+    pi = obj.get("payment_intent")
+    row = (
+        db.session.execute(
+            select(StripePayment).where(
+                or_(StripePayment.payment_intent == pi, StripePayment.charge == obj.get("id"))
+            )
+        )
+        .scalars()
+        .first()
+        if (pi or obj.get("id"))
+        else None
+    )
+    if row is None:
+        return None
+    row.charge = obj.get("id")
+    row.amount_refunded = from_minor(obj.get("amount_refunded") or 0, row.currency)
+    invoice = db.session.get(Invoice, row.invoice_id) if row.invoice_id else None
+    if invoice is not None:
+        before = _snapshot(invoice)
+        refunded = sum(
+            (
+                p.amount_refunded
+                for p in db.session.execute(
+                    select(StripePayment).where(StripePayment.invoice_id == invoice.id)
+                ).scalars()
+            ),
+            Decimal(0),
+        )
+        invoice.amount_refunded = refunded
+        refresh_status(invoice)
+        after = _snapshot(invoice)
+        if before != after:
+            db.session.flush()
+            record("invoice.stripe_update", "invoice", invoice.id, before, after)
+    return invoice
+
+
+def apply_dispute(obj: dict, opened: bool) -> Invoice | None:
+    row = (
+        db.session.execute(
+            select(StripePayment).where(
+                or_(
+                    StripePayment.charge == obj.get("charge"),
+                    StripePayment.payment_intent == obj.get("payment_intent"),
+                )
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if row is None or row.invoice_id is None:
+        return None
+    invoice = db.session.get(Invoice, row.invoice_id)
+    st = _state(invoice)
+    st.disputed = opened and obj.get("status") not in ("won", "lost")
+    refresh_status(invoice)
+    return invoice
+
+
+def apply_customer(obj: dict, deleted: bool = False) -> None:
+    row = db.session.get(StripeCustomerSeen, obj["id"]) or StripeCustomerSeen(id=obj["id"])
+    row.email, row.name, row.deleted = obj.get("email"), obj.get("name"), deleted
+    row.seen_at = utcnow()
+    db.session.add(row)
+
+
+# -- one event -----------------------------------------------------------------------
+
+
+def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -> str:
+    """Apply one event. `reread`: fetch the object fresh (webhooks), else trust the payload
+    (the pull applies only each object's newest event). Returns processed/ignored."""
+    etype = event.get("type", "")
+    obj = _obj((event.get("data") or {}).get("object")) or {}
+    kind = obj.get("object")
+    if (
+        reread
+        and gateway is not None
+        and kind in ("invoice", "charge", "customer")
+        and not etype.endswith(".deleted")
+    ):
+        obj = _reread(gateway, kind, obj["id"]) or obj
+    else:
+        obj = dict(obj, _from_payload=True)
+    invoice = None
+    if kind == "invoice":
+        if etype == "invoice.deleted":
+            return "ignored"
+        invoice = apply_invoice(obj, event=event)
+    elif kind == "invoice_payment":
+        invoice = apply_invoice_payment(obj)
+        if invoice is not None and gateway is not None and reread:
+            fresh = _reread(gateway, "invoice", obj.get("invoice"))
+            if fresh:
+                apply_invoice(fresh, event=event)
+    elif kind == "charge":
+        invoice = apply_charge(obj)
+    elif kind == "dispute":
+        invoice = apply_dispute(obj, opened=etype == "charge.dispute.created")
+    elif kind == "credit_note":
+        inv_id = obj.get("invoice")
+        fresh = _reread(gateway, "invoice", inv_id) if (gateway and reread) else None
+        # The amounts come with the invoice (its credit note totals are absolute): re-read
+        # it for a webhook; the pull applies the invoice.updated event Stripe sends with it.
+        invoice = (
+            apply_invoice(fresh, event=event)
+            if fresh
+            else desk_invoice_for({"id": inv_id, "metadata": {}})
+        )
+    elif kind == "customer":
+        apply_customer(obj, deleted=etype == "customer.deleted")
+        return "processed"
+    else:
+        return "ignored"
+    if invoice is None:
+        return "ignored"
+    crm.tell(invoice, event)
+    return "processed"
+
+
+def _reread(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | None:
+    if not object_id:
+        return None
+    services = {
+        "invoice": gateway.client.v1.invoices,
+        "charge": gateway.client.v1.charges,
+        "customer": gateway.client.v1.customers,
+    }
+    try:
+        return _obj(
+            gateway.call(f"{kind}.retrieve", services[kind].retrieve, object_id, mutating=False)
+        )
+    except StripeGatewayError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise
+
+
+def store_event(event: dict, source: str) -> StripeEvent | None:
+    """Keep the raw event; None if it was stored before (a duplicate delivery)."""
+    if db.session.get(StripeEvent, event["id"]) is not None:
+        return None
+    obj = (event.get("data") or {}).get("object") or {}
+    row = StripeEvent(
+        id=event["id"],
+        type=event.get("type", ""),
+        created=event.get("created", 0),
+        object_id=obj.get("id"),
+        source=source,
+        payload=event,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def handle_stored(row: StripeEvent, gateway: StripeGateway | None, *, reread: bool) -> None:
+    row.attempts += 1
+    row.status = process_event(row.payload, gateway, reread=reread)
+    row.processed_at = utcnow()
+    row.error = None
+
+
+# -- the pull -------------------------------------------------------------------------
+
+
+def pull_events(
+    gateway: StripeGateway, run: SyncRun, *, now: Callable[[], dt.datetime] = utcnow
+) -> dict:
+    """One cycle of the Stripe change pull. Commits at the end."""
+    state = db.session.get(SyncState, EVENTS_STATE)
+    if state is None:
+        state = SyncState(name=EVENTS_STATE)
+        db.session.add(state)
+        db.session.flush()
+    started = now()
+    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0}
+    if state.cursor_time is not None and started - state.cursor_time > EVENT_RETENTION:
+        counts["fallback_invoices"] = reread_known_invoices(gateway)
+        state.cursor_time = started
+        state.last_success_at = now()
+        db.session.commit()
+        return counts
+    params: dict = {"limit": 100, "types": EVENT_TYPES}
+    if state.cursor_time is not None:
+        params["created"] = {"gte": int(state.cursor_time.timestamp()) - OVERLAP}
+    events: list[dict] = []
+    while True:
+        page = gateway.call(
+            "events.list", gateway.client.v1.events.list, params=params, mutating=False
+        )
+        data = [_obj(e) for e in page.data]
+        events += data
+        if not page.has_more or not data:
+            break
+        params = dict(params, starting_after=data[-1]["id"])
+    counts["events"] = len(events)
+    # Newest first: keep, per object, its newest event; apply oldest objects first.
+    newest: dict[str, dict] = {}
+    fresh: list[dict] = []
+    for ev in events:
+        if db.session.get(StripeEvent, ev["id"]) is not None:
+            continue
+        fresh.append(ev)
+        oid = ((ev.get("data") or {}).get("object") or {}).get("id")
+        key = f"{ev['type'].split('.')[0]}:{oid}"
+        if ev["type"] in (
+            "invoice.payment_failed",
+            "credit_note.created",
+            "credit_note.voided",
+            "invoice_payment.paid",
+        ):
+            key = ev["id"]  # each of these is a fact of its own, not just a newer state
+        newest.setdefault(key, ev)
+    counts["new"] = len(fresh)
+    chosen = {ev["id"] for ev in newest.values()}
+    for ev in reversed(fresh):
+        row = store_event(ev, "pull")
+        if row is None:
+            continue
+        if ev["id"] in chosen:
+            handle_stored(row, None, reread=False)
+            counts["applied"] += 1
+        else:
+            row.status, row.processed_at = "superseded", utcnow()
+    newest_created = max((ev.get("created", 0) for ev in events), default=None)
+    if newest_created:
+        state.cursor_time = dt.datetime.fromtimestamp(newest_created, dt.UTC)
+    elif state.cursor_time is None:
+        state.cursor_time = started
+    state.last_success_at = now()
+    run.requests = gateway.usage.requests
+    db.session.commit()
+    return counts
+
+
+def reread_known_invoices(gateway: StripeGateway) -> int:
+    """The cursor is older than Stripe keeps events: read every invoice the desk pushed."""
+    n = 0
+    params: dict = {"limit": 100}
+    while True:
+        page = gateway.call(
+            "invoices.list", gateway.client.v1.invoices.list, params=params, mutating=False
+        )
+        data = [_obj(i) for i in page.data]
+        for obj in data:
+            if desk_invoice_for(obj) is not None:
+                apply_invoice(obj)
+                n += 1
+            else:
+                _maybe_foreign(obj)
+        if not page.get("has_more") or not data:
+            break
+        params = dict(params, starting_after=data[-1]["id"])
+    db.session.flush()
+    return n

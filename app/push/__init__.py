@@ -1,0 +1,1 @@
+"""Pushing approved invoices to Stripe exactly once: jobs, steps, customers, tax rates."""

@@ -1,0 +1,639 @@
+"""Push approved invoices to Stripe exactly once.
+
+The web only queues (`enqueue_push`); the scheduler process runs the queue
+(`work_push_queue`), which tests call directly. A push is a persisted sequence
+of steps (customer, tax rates, invoice, lines, check, finalize, send). Each
+step is marked as sent and committed before its Stripe call, and its result is
+committed before the next step starts; every call that changes something
+carries an idempotency key derived from the step, the desk invoice and its
+approved version. So whatever stops a push (a crash, a timeout, a 5xx, a lost
+answer) it is resumed by sending the unfinished step again with the same key,
+and Stripe replays what it already did instead of doing it twice.
+
+Jobs are claimed one at a time: `SELECT ... FOR UPDATE SKIP LOCKED` on
+PostgreSQL, a conditional UPDATE elsewhere, so several workers share the
+queue and never run one job together. A worker that dies leaves a lease that
+expires; the next worker takes the job over and resumes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import stripe
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.approvals import workflow
+from app.audit.operations import record
+from app.extensions import db
+from app.invoices.models import Invoice
+from app.invoices.plan import ADD_LINES_CHUNK, build_plan
+from app.invoices.totals import Totals, for_invoice
+from app.money import format_money, from_minor
+from app.push.customers import Deferred, resolve_customer
+from app.push.models import PushBatch, PushJob, PushStep
+from app.push.stripe_calls import Calls, Hook, push_gateway
+from app.push.taxes import cached, ensure_tax_rates
+from app.stripe_api.client import StripeGateway, StripeGatewayError
+from app.types import utcnow
+from app.writeback.operations import enqueue_contact_customer, enqueue_for_pushed_invoice
+
+log = logging.getLogger("billing_desk.push")
+
+LEASE = dt.timedelta(seconds=120)
+# Stripe unreachable: tried again automatically after these delays, then "push failed".
+AUTO_RETRY_DELAYS = (dt.timedelta(seconds=15), dt.timedelta(minutes=1),
+                     dt.timedelta(minutes=5))
+DEFER_DELAY = dt.timedelta(seconds=2)
+
+
+class PushStopped(Exception):
+    """The push must not go on (e.g. Stripe's totals differ); plain words and a hint."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def key_for(invoice_id: int, version: int, step: str) -> str:
+    return f"desk:{invoice_id}:v{version}:{step}"
+
+
+# -- queueing (the web) ----------------------------------------------------------------
+
+
+@dataclass
+class Queued:
+    invoice_id: int
+    number: str
+    job: PushJob | None
+    message: str  # what happened, in plain words
+
+    @property
+    def ok(self) -> bool:
+        return self.job is not None
+
+
+def _refusal(invoice: Invoice) -> str | None:
+    if invoice.status == "pushing":
+        return "It is being pushed already."
+    if invoice.status == "pushed":
+        return f"It is in Stripe already as {invoice.stripe_number or invoice.stripe_invoice_id}."
+    action = "push_retry" if invoice.status == "push_failed" else "push_start"
+    refused = workflow.refusal(invoice, action, None)
+    if refused:
+        return refused
+    finalized = db.session.execute(
+        select(PushJob).join(PushStep).where(
+            PushJob.invoice_id == invoice.id, PushJob.version != invoice.approved_version,
+            PushStep.name == "finalize", PushStep.status == "done",
+        )
+    ).scalars().first()
+    if finalized is not None:
+        return (f"An earlier version of it was finalized in Stripe ({finalized.stripe_invoice_id}); "
+                "a second invoice would bill the customer twice. Void it in Stripe first.")
+    return None
+
+
+def enqueue_one(invoice: Invoice, user, batch: PushBatch | None = None) -> Queued:
+    """Queue the push of one invoice (flushes, never commits). Refusals change nothing."""
+    refused = _refusal(invoice)
+    if refused:
+        return Queued(invoice.id, invoice.number, None, refused)
+    action = "push_retry" if invoice.status == "push_failed" else "push_start"
+    job = db.session.execute(
+        select(PushJob).where(PushJob.invoice_id == invoice.id,
+                              PushJob.version == invoice.approved_version)
+    ).scalar_one_or_none()
+    try:
+        with db.session.begin_nested():
+            if job is None:
+                job = PushJob(invoice_id=invoice.id, version=invoice.approved_version,
+                              created_by_id=getattr(user, "id", None), attempts=0, requests=0)
+                db.session.add(job)
+            before = {"status": job.status, "attempts": job.attempts}
+            job.status, job.next_attempt_at, job.lease_until = "queued", utcnow(), None
+            job.attempts, job.error, job.hint, job.retryable = 0, None, None, None
+            if batch is not None:
+                job.batch_id = batch.id
+            _fresh_keys_after_refusal(job)
+            workflow.transition(invoice, action, user)
+            invoice.push_error = invoice.push_hint = None
+            db.session.flush()
+    except IntegrityError:
+        # The same invoice queued at the same moment (double click, two tabs).
+        return Queued(invoice.id, invoice.number, None, "It is being pushed already.")
+    except workflow.TransitionRefused as exc:
+        return Queued(invoice.id, invoice.number, None, exc.message)
+    record("push.queued", "push_job", job.id, before,
+           {"status": "queued", "invoice_id": invoice.id, "version": job.version,
+            "batch_id": job.batch_id}, actor=user)
+    verb = "queued again" if action == "push_retry" else "queued"
+    return Queued(invoice.id, invoice.number, job, f"Push {verb}.")
+
+
+def _fresh_keys_after_refusal(job: PushJob) -> None:
+    """A step Stripe refused did nothing there, and Stripe would replay the refusal
+    for its key: give it a new key. A step that failed for any other reason keeps
+    its key (it may have happened), so resending it stays safe."""
+    for step in job.steps:
+        if step.status == "failed" and step.result and step.result.get("refused"):
+            base = step.idempotency_key.split(":retry")[0] if step.idempotency_key else None
+            if base:
+                step.idempotency_key = f"{base}:retry{step.attempts}"
+            step.status, step.result = "pending", None
+
+
+def enqueue_push(invoice_ids: Iterable[int], user) -> tuple[PushBatch | None, list[Queued]]:
+    """Queue several invoices (a batch when more than one); the caller commits once."""
+    ids = list(dict.fromkeys(int(i) for i in invoice_ids))
+    batch = None
+    if len(ids) > 1:
+        batch = PushBatch(created_by_id=getattr(user, "id", None), total=0, refused=[])
+        db.session.add(batch)
+        db.session.flush()
+    results = []
+    for invoice_id in ids:
+        invoice = workflow.load_for_update(invoice_id)
+        if invoice is None:
+            results.append(Queued(invoice_id, f"#{invoice_id}", None, "No such invoice."))
+            continue
+        results.append(enqueue_one(invoice, user, batch))
+    if batch is not None:
+        batch.total = sum(1 for r in results if r.ok)
+        batch.refused = [{"invoice_id": r.invoice_id, "number": r.number, "reason": r.message}
+                         for r in results if not r.ok]
+    return batch, results
+
+
+# -- claiming (the worker) -------------------------------------------------------------
+
+
+def _claimable(now: dt.datetime):
+    return or_(
+        and_(PushJob.status == "queued", PushJob.next_attempt_at <= now),
+        and_(PushJob.status == "running", PushJob.lease_until < now),
+    )
+
+
+def claim_next(now: dt.datetime | None = None, worker: str | None = None) -> int | None:
+    """Take one due job (or one whose worker died) for this worker; commits."""
+    now = now or utcnow()
+    worker = worker or worker_name()
+    values = dict(status="running", lease_until=now + LEASE, worker=worker,
+                  attempts=PushJob.attempts + 1, started_at=now)
+    if db.session.get_bind().dialect.name == "postgresql":
+        job_id = db.session.execute(
+            select(PushJob.id).where(_claimable(now))
+            .order_by(PushJob.next_attempt_at, PushJob.id).limit(1)
+            .with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if job_id is not None:
+            db.session.execute(update(PushJob).where(PushJob.id == job_id).values(**values)
+                               .execution_options(synchronize_session=False))
+        db.session.commit()
+        return job_id
+    candidates = db.session.execute(
+        select(PushJob.id).where(_claimable(now))
+        .order_by(PushJob.next_attempt_at, PushJob.id).limit(5)
+    ).scalars().all()
+    for job_id in candidates:
+        # Only one worker's UPDATE can still match: the loser sees rowcount 0.
+        won = db.session.execute(
+            update(PushJob).where(PushJob.id == job_id, _claimable(now)).values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if won:
+            return job_id
+    db.session.commit()
+    return None
+
+
+def work_push_queue(limit: int = 50, *, gateway: StripeGateway | None = None,
+                    hook: Hook | None = None, now: dt.datetime | None = None) -> dict:
+    """Run up to `limit` due jobs, one at a time, sharing one gateway (one rate limit)."""
+    counts = {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
+    gw = gateway
+    for _ in range(limit):
+        job_id = claim_next(now)
+        if job_id is None:
+            break
+        if gw is None:
+            try:
+                gw = push_gateway()
+            except StripeGatewayError as exc:
+                _fail_without_stripe(job_id, exc)
+                counts["failed"] += 1
+                continue
+        try:
+            outcome = run_push(job_id, gw, hook=hook)
+        except Exception as exc:  # noqa: BLE001 - one broken job must not stop the queue
+            db.session.rollback()
+            log.exception("push job %s crashed", job_id)
+            outcome = _fail_unexpected(job_id, exc)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _fail_without_stripe(job_id: int, exc: StripeGatewayError) -> None:
+    job = db.session.get(PushJob, job_id)
+    invoice = db.session.get(Invoice, job.invoice_id)
+    _finish_failed(job, invoice, str(exc), exc.hint, retryable=exc.retryable)
+    db.session.commit()
+
+
+def _fail_unexpected(job_id: int, exc: Exception) -> str:
+    job = db.session.get(PushJob, job_id)
+    invoice = db.session.get(Invoice, job.invoice_id)
+    if job.status != "running":
+        return "failed"
+    _finish_failed(job, invoice, f"The push stopped on an unexpected error ({type(exc).__name__}).",
+                   "Retry it; if it happens again, tell the desk's administrator.",
+                   retryable=True)
+    db.session.commit()
+    return "failed"
+
+
+# -- running one job -------------------------------------------------------------------
+
+
+def plan_steps(invoice: Invoice, totals: Totals) -> list[str]:
+    names = ["customer"]
+    if any(pl.tax_behavior != "none" for pl in totals.push_lines):
+        names.append("tax_rates")
+    names.append("invoice")
+    chunks = (len(totals.push_lines) + ADD_LINES_CHUNK - 1) // ADD_LINES_CHUNK
+    names += [f"lines:{i}" for i in range(chunks)]
+    names += ["check", "finalize"]
+    if invoice.collection_method == "send_invoice":
+        names.append("send")
+    return names
+
+
+def _ensure_steps(job: PushJob, invoice: Invoice, totals: Totals) -> None:
+    if job.steps:
+        return
+    for position, name in enumerate(plan_steps(invoice, totals)):
+        key = None if name in ("customer", "tax_rates", "check") else key_for(
+            invoice.id, job.version, name)
+        job.steps.append(PushStep(position=position, name=name, idempotency_key=key,
+                                  status="pending", attempts=0))
+    db.session.flush()
+
+
+class _Run:
+    """One run of one job: the job, its invoice, the calls, the approved totals."""
+
+    def __init__(self, job: PushJob, invoice: Invoice, calls: Calls, totals: Totals):
+        self.job = job
+        self.invoice = invoice
+        self.calls = calls
+        self.totals = totals
+        self.last_stripe = None  # Stripe's invoice as the last step of this run returned it
+
+    def result_of(self, name: str) -> dict:
+        step = self.job.step_named(name)
+        return (step.result or {}) if step else {}
+
+    @property
+    def customer_id(self) -> str:
+        return self.job.stripe_customer_id
+
+    @property
+    def stripe_invoice_id(self) -> str:
+        return self.job.stripe_invoice_id
+
+    def tax_rate_ids(self) -> dict[str, str]:
+        return dict(self.result_of("tax_rates").get("ids") or cached())
+
+    def plan(self):
+        calls, _ = build_plan(self.invoice, customer=self.customer_id,
+                              tax_rate_ids=self.tax_rate_ids(),
+                              stripe_invoice=self.stripe_invoice_id or "<invoice>",
+                              totals=self.totals)
+        return calls
+
+    # -- the steps
+    def customer(self, step: PushStep) -> None:
+        resolved = resolve_customer(self.calls, self.invoice, self.job.id)
+        self.job.stripe_customer_id = resolved.customer_id
+        self.invoice.stripe_customer_id = resolved.customer_id
+        step.stripe_id = resolved.customer_id
+        step.result = {"source": resolved.source}
+        if resolved.contact:
+            enqueue_contact_customer(*resolved.contact, resolved.customer_id,
+                                     invoice_id=self.invoice.id)
+
+    def tax_rates(self, step: PushStep) -> None:
+        step.result = {"ids": ensure_tax_rates(self.calls, self.invoice, self.totals)}
+
+    def create_invoice(self, step: PushStep) -> None:
+        call = next(c for c in self.plan() if c.step == "invoice")
+        created = self.calls.create_invoice(call.params, step.idempotency_key)
+        step.stripe_id = created.id
+        self.job.stripe_invoice_id = created.id
+        self.invoice.stripe_invoice_id = created.id
+        self.invoice.stripe_status = created.status
+
+    def add_lines(self, step: PushStep) -> None:
+        index = int(step.name.split(":")[1])
+        call = [c for c in self.plan() if c.step == "lines"][index]
+        result = self.calls.add_lines(self.stripe_invoice_id, call.params, step.idempotency_key)
+        step.stripe_id = result.id
+        step.result = _amounts(result)
+
+    def check(self, step: PushStep) -> None:
+        last = self.job.steps[[s.name for s in self.job.steps].index("check") - 1]
+        amounts = last.result if last.name.startswith("lines:") and last.result else None
+        if not amounts:
+            amounts = _amounts(self.calls.retrieve_invoice(self.stripe_invoice_id))
+        approved = {"subtotal": self.totals.subtotal, "total": self.totals.total,
+                    "amount_due": self.totals.amount_due}
+        step.result = {"stripe": amounts, "approved": approved}
+        differ = [k for k in approved if amounts.get(k) != approved[k]]
+        if differ:
+            cur = self.invoice.currency
+
+            def money(minor):
+                return format_money(from_minor(int(minor), cur), cur)
+
+            parts = [f"Stripe's {k.replace('_', ' ')} is {money(amounts.get(k) or 0)}, the "
+                     f"approved one {money(approved[k])}" for k in differ]
+            raise PushStopped(
+                "Stripe's totals differ from the approved ones: " + "; ".join(parts) + ". "
+                f"The push stopped before finalizing: the draft {self.stripe_invoice_id} in "
+                "Stripe was not finalized and nothing was sent to the customer.",
+                "Check the lines (rounding of quantities and unit prices, discounts), correct "
+                "the invoice and have it approved again; the old draft is deleted then.",
+            )
+
+    def finalize(self, step: PushStep) -> None:
+        call = next(c for c in self.plan() if c.step == "finalize")
+        try:
+            result = self.calls.finalize(self.stripe_invoice_id, call.params,
+                                         step.idempotency_key)
+        except StripeGatewayError as exc:
+            # Finalized already (e.g. the key expired after a long outage): take it as done.
+            if exc.retryable:
+                raise
+            result = self.calls.retrieve_invoice(self.stripe_invoice_id)
+            if result.status == "draft":
+                raise
+        step.stripe_id = result.id
+        self._record_stripe(result)
+
+    def send(self, step: PushStep) -> None:
+        result = self.calls.send(self.stripe_invoice_id, step.idempotency_key)
+        step.stripe_id = result.id
+        self._record_stripe(result)
+
+    def _record_stripe(self, result) -> None:
+        self.last_stripe = result
+        inv = self.invoice
+        inv.stripe_number = result.number
+        inv.hosted_invoice_url = result.hosted_invoice_url
+        inv.invoice_pdf = result.invoice_pdf
+        inv.stripe_status = result.status
+        if result.due_date:
+            inv.due_at = dt.datetime.fromtimestamp(int(result.due_date), dt.UTC)
+        inv.amount_remaining = from_minor(int(result.amount_remaining), inv.currency)
+
+    def action(self, name: str):
+        base = name.split(":")[0]
+        return {"customer": self.customer, "tax_rates": self.tax_rates,
+                "invoice": self.create_invoice, "lines": self.add_lines, "check": self.check,
+                "finalize": self.finalize, "send": self.send}[base]
+
+
+def _amounts(stripe_invoice) -> dict:
+    return {"subtotal": int(stripe_invoice.subtotal), "total": int(stripe_invoice.total),
+            "amount_due": int(stripe_invoice.amount_due)}
+
+
+def run_push(job_id: int, gateway: StripeGateway, *, hook: Hook | None = None) -> str:
+    """Run (or resume) one claimed job to its end; returns done/failed/retrying/deferred."""
+    job = db.session.get(PushJob, job_id)
+    invoice = db.session.get(Invoice, job.invoice_id)
+    if invoice.status != "pushing" or invoice.approved_version != job.version:
+        # Cannot happen through the desk (a pushing invoice cannot be edited); say so if it does.
+        job.status, job.finished_at = "failed", utcnow()
+        job.error = "The invoice changed after its push was queued; nothing more was sent."
+        db.session.commit()
+        return "failed"
+    totals = for_invoice(invoice)
+    _ensure_steps(job, invoice, totals)
+    db.session.commit()
+    run = _Run(job, invoice, Calls(gateway, hook), totals)
+    start_requests = run.calls.requests
+    try:
+        _cleanup_old_drafts(run)
+        for step in list(job.steps):
+            if step.status == "done":
+                continue
+            _run_step(run, step)
+    except Deferred:
+        db.session.rollback()
+        job = db.session.get(PushJob, job_id)
+        for step in job.steps:
+            if step.status == "sent" and step.name == "customer":
+                step.status = "pending"
+        job.status, job.next_attempt_at, job.lease_until = "queued", utcnow() + DEFER_DELAY, None
+        job.attempts = max(0, job.attempts - 1)  # waiting for another push is no failure
+        db.session.commit()
+        return "deferred"
+    except (StripeGatewayError, PushStopped) as exc:
+        db.session.rollback()
+        return _step_failed(job_id, exc, run.calls.requests - start_requests)
+    job.requests += run.calls.requests - start_requests
+    _finish_done(job, invoice, run.last_stripe)
+    db.session.commit()
+    return "done"
+
+
+def _run_step(run: _Run, step: PushStep) -> None:
+    now = utcnow()
+    step.status, step.attempts, step.started_at, step.error = "sent", step.attempts + 1, now, None
+    run.job.step, run.job.lease_until = step.name, now + LEASE
+    db.session.commit()  # "sent" is on record before Stripe hears of it
+    run.action(step.name)(step)
+    step.status, step.finished_at = "done", utcnow()
+    record("push.step", "push_job", run.job.id, None,
+           {"step": step.name, "stripe_id": step.stripe_id, "invoice_id": run.invoice.id,
+            "key": step.idempotency_key})
+    db.session.commit()  # the result is on record before the next step starts
+
+
+def _cleanup_old_drafts(run: _Run) -> None:
+    """Delete Stripe drafts left by pushes of earlier versions (never finalized)."""
+    old = db.session.execute(
+        select(PushJob).where(PushJob.invoice_id == run.invoice.id,
+                              PushJob.version != run.job.version,
+                              PushJob.stripe_invoice_id.is_not(None))
+    ).scalars().all()
+    for other in old:
+        finalized = other.step_named("finalize")
+        if finalized is not None and finalized.status == "done":
+            continue
+        try:
+            run.calls.delete_draft(other.stripe_invoice_id,
+                                   key_for(run.invoice.id, run.job.version,
+                                           f"cleanup:{other.stripe_invoice_id}"))
+        except StripeGatewayError as exc:
+            if exc.retryable:
+                raise
+            # Gone already, or finalized by hand in Stripe: nothing of ours to remove.
+        before = {"stripe_invoice_id": other.stripe_invoice_id}
+        other.stripe_invoice_id = None
+        record("push.old_draft_deleted", "push_job", other.id, before,
+               {"stripe_invoice_id": None, "by_job": run.job.id})
+        db.session.commit()
+
+
+def _step_failed(job_id: int, exc: Exception, requests: int) -> str:
+    job = db.session.get(PushJob, job_id)
+    invoice = db.session.get(Invoice, job.invoice_id)
+    job.requests += max(0, requests)
+    step = job.step_named(job.step) if job.step else None
+    retryable = bool(getattr(exc, "retryable", False))
+    message, hint = str(exc), getattr(exc, "hint", "") or ""
+    if step is not None and step.status != "done":
+        step.status, step.error = "failed", message
+        # A refusal did nothing in Stripe; a retry of this step may use a new key. Not
+        # so for an idempotency conflict: a new key there could make a second invoice.
+        conflict = isinstance(getattr(exc, "__cause__", None), stripe.IdempotencyError)
+        step.result = {**(step.result or {}), "refused": not retryable and not conflict}
+    auto = job.attempts <= len(AUTO_RETRY_DELAYS)
+    if retryable and auto:
+        delay = AUTO_RETRY_DELAYS[job.attempts - 1]
+        when = utcnow() + delay
+        job.status, job.next_attempt_at, job.lease_until = "queued", when, None
+        job.error, job.hint, job.retryable = message, hint, True
+        invoice.push_error = f"{message} It is tried again automatically at {when:%H:%M} UTC."
+        invoice.push_hint = hint
+        record("push.retry_scheduled", "push_job", job.id, None,
+               {"step": job.step, "error": message, "at": when, "invoice_id": invoice.id})
+        db.session.commit()
+        return "retrying"
+    _finish_failed(job, invoice, message, hint, retryable=retryable)
+    db.session.commit()
+    return "failed"
+
+
+def _finish_failed(job: PushJob, invoice: Invoice, message: str, hint: str, *,
+                   retryable: bool) -> None:
+    where = ""
+    if job.stripe_invoice_id:
+        finalized = job.step_named("finalize")
+        if finalized is not None and finalized.status == "done":
+            where = (f" The invoice is finalized in Stripe as {invoice.stripe_number}; "
+                     "only the remaining step failed.")
+        else:
+            where = (f" A draft ({job.stripe_invoice_id}) is in Stripe, not finalized; "
+                     "retrying continues with it.")
+    job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
+    job.error, job.hint, job.retryable = message + where, hint, retryable
+    invoice.push_error, invoice.push_hint = message + where, hint
+    if invoice.status == "pushing":
+        workflow.transition(invoice, "push_fail", None)
+    record("push.failed", "push_job", job.id, None,
+           {"step": job.step, "error": job.error, "invoice_id": invoice.id})
+
+
+def _finish_done(job: PushJob, invoice: Invoice, stripe_invoice=None) -> None:
+    now = utcnow()
+    if stripe_invoice is not None:
+        try:
+            from app.payments.sync import apply_invoice
+        except ImportError:  # pragma: no cover - the payment sync is optional here
+            apply_invoice = None
+        if apply_invoice is not None:
+            # The payment state starts from what Stripe answered; its sync keeps it current.
+            apply_invoice(stripe_invoice.to_dict())
+    job.status, job.finished_at, job.lease_until, job.step = "done", now, None, None
+    job.error = job.hint = None
+    invoice.pushed_at = now
+    invoice.push_error = invoice.push_hint = None
+    workflow.transition(invoice, "push_done", None)
+    enqueue_for_pushed_invoice(invoice)
+
+
+# -- what the pages show ---------------------------------------------------------------
+
+
+def latest_job(invoice_id: int) -> PushJob | None:
+    return db.session.execute(
+        select(PushJob).where(PushJob.invoice_id == invoice_id)
+        .order_by(PushJob.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def batch_progress(batch: PushBatch) -> dict:
+    rows = dict(db.session.execute(
+        select(PushJob.status, func.count()).where(PushJob.batch_id == batch.id)
+        .group_by(PushJob.status)
+    ).all())
+    done, failed = rows.get("done", 0), rows.get("failed", 0)
+    return {"done": done, "failed": failed, "waiting": rows.get("queued", 0),
+            "running": rows.get("running", 0), "total": batch.total,
+            "finished": done + failed >= batch.total}
+
+
+def failed_in_batch(batch: PushBatch) -> list[tuple[PushJob, Invoice]]:
+    return list(db.session.execute(
+        select(PushJob, Invoice).join(Invoice, Invoice.id == PushJob.invoice_id)
+        .where(PushJob.batch_id == batch.id, PushJob.status == "failed").order_by(PushJob.id)
+    ).all())
+
+
+def ready_to_push(limit: int = 200) -> list[Invoice]:
+    """Approved invoices not on hold, and failed pushes, oldest approval first."""
+    return list(db.session.execute(
+        select(Invoice).where(Invoice.status.in_(("approved", "push_failed")),
+                              Invoice.on_hold.is_(False))
+        .order_by(Invoice.approved_at, Invoice.id).limit(limit)
+    ).scalars())
+
+
+def gateway_options() -> dict:
+    return dict(current_app.config.get("STRIPE_GATEWAY_OPTIONS") or {})
+
+
+def scheduled_push() -> dict:
+    """The scheduler's push job: work the queue; record a run when there was work.
+
+    Runs every two seconds, so an idle tick leaves no trace; a tick that pushed
+    something is recorded (SyncRun "push.work") and its write-backs are sent
+    right away instead of at the outbox's next turn.
+    """
+    from app.intake.models import SyncRun
+    from app.writeback.operations import process_outbox
+
+    started = utcnow()
+    gateway = None
+    try:
+        gateway = push_gateway()
+    except StripeGatewayError:
+        gateway = None  # each job is failed with the reason by work_push_queue
+    counts = work_push_queue(gateway=gateway)
+    if not any(counts.values()):
+        return counts
+    if counts.get("done"):
+        counts["writeback"] = process_outbox()
+    run = SyncRun(job="push.work", trigger="schedule", status="ok", started_at=started,
+                  finished_at=utcnow(), counts=counts,
+                  requests=gateway.usage.requests if gateway else 0)
+    db.session.add(run)
+    db.session.commit()
+    return counts

@@ -1,0 +1,114 @@
+"""Push views: queue one invoice or a selection, and watch them go.
+
+The views only queue; the scheduler process does the pushing. Each view
+commits once.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.approvals import workflow
+from app.auth.permissions import requires
+from app.extensions import db
+from app.invoices.models import Invoice
+from app.push import operations as ops
+from app.push.models import STEP_LABELS, PushBatch
+from app.writeback.operations import open_items
+from app.web.layout import has_endpoint
+
+bp = Blueprint("push", __name__)
+
+
+def _fragment() -> bool:
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def _invoice_url(invoice_id: int) -> str:
+    if has_endpoint("invoices.show"):
+        return url_for("invoices.show", invoice_id=invoice_id)
+    return url_for("approvals.review", invoice_id=invoice_id)
+
+
+@bp.app_template_global()
+def push_status_context(invoice) -> dict:
+    """What templates/push/_status.html shows for one invoice."""
+    job = ops.latest_job(invoice.id)
+    return {
+        "job": job,
+        "steps": list(job.steps) if job else [],
+        "writebacks": open_items(invoice.id),
+        "can_push": current_user.is_authenticated and current_user.can("invoices.push"),
+        "can_retry_writebacks": current_user.is_authenticated
+        and current_user.can("writeback.view"),
+        "step_labels": STEP_LABELS,
+    }
+
+
+@bp.route("/invoices/<int:invoice_id>/push", methods=["POST"])
+@requires("invoices.push")
+def push_one(invoice_id: int):
+    invoice = workflow.load_for_update(invoice_id) or abort(404)
+    result = ops.enqueue_one(invoice, current_user)
+    if result.ok:
+        db.session.commit()
+    else:
+        db.session.rollback()
+        invoice = db.session.get(Invoice, invoice_id)
+    if not _fragment():
+        flash(f"{invoice.number}: {result.message}", "success" if result.ok else "error")
+        return redirect(_invoice_url(invoice.id), 303)
+    html = render_template("push/_status.html", invoice=invoice, push_message=result.message,
+                           push_ok=result.ok)
+    headers = {"HX-Trigger": "invoice-changed"} if result.ok else {}
+    return html, 202 if result.ok else 409, headers
+
+
+@bp.route("/invoices/<int:invoice_id>/push/status")
+@requires("invoices.view")
+def status(invoice_id: int):
+    invoice = db.session.get(Invoice, invoice_id) or abort(404)
+    return render_template("push/_status.html", invoice=invoice)
+
+
+@bp.route("/push/")
+@requires("invoices.push")
+def index():
+    batches = db.session.execute(
+        select(PushBatch).order_by(PushBatch.id.desc()).limit(10)
+    ).scalars().all()
+    return render_template("push/index.html", invoices=ops.ready_to_push(),
+                           batches=[(b, ops.batch_progress(b)) for b in batches],
+                           invoice_url=_invoice_url)
+
+
+@bp.route("/invoices/push", methods=["POST"])
+@requires("invoices.push")
+def push_many():
+    """Queue the selected invoices; show a progress bar for the batch."""
+    ids = [int(v) for v in request.form.getlist("invoice_id") if v.isdigit()]
+    if not ids:
+        flash("Choose at least one invoice to push.", "error")
+        return render_template("push/index.html", invoices=ops.ready_to_push(), batches=[],
+                               invoice_url=_invoice_url,
+                               message="Choose at least one invoice to push."), 400
+    batch, results = ops.enqueue_push(ids, current_user)
+    db.session.commit()
+    if batch is None:
+        r = results[0]
+        flash(f"{r.number}: {r.message}", "success" if r.ok else "error")
+        return redirect(_invoice_url(r.invoice_id), 303)
+    return redirect(url_for("push.batch", batch_id=batch.id), 303)
+
+
+@bp.route("/push/batches/<int:batch_id>")
+@requires("invoices.view")
+def batch(batch_id: int):
+    batch = db.session.get(PushBatch, batch_id) or abort(404)
+    context = dict(batch=batch, progress=ops.batch_progress(batch),
+                   failed=ops.failed_in_batch(batch), invoice_url=_invoice_url)
+    if _fragment():
+        return render_template("push/_batch.html", **context)
+    return render_template("push/batch.html", **context)

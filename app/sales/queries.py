@@ -1,0 +1,510 @@
+"""Set-based sums for the sales pages, per currency and never across currencies.
+
+Definitions (also stated on the page):
+- sold: the value of won deals whose won time falls in the period;
+- invoiced: the totals of invoices in Stripe (pushed, not voided in Stripe) whose
+  push falls in the period; credited: their credit notes (before and after payment);
+- collected: paid minus refunded; outstanding: what Stripe says is still due
+  (amount_remaining); overdue: the outstanding part of invoices past their due date
+  (payment status "overdue", or open in Stripe with a due date in the past);
+- aging and DSO are a snapshot of every open invoice today, whatever the period.
+
+Sums run in the database. SQLite keeps Numeric as binary floating point, so there
+each amount is rounded to whole millionths (the columns' scale) and summed as an
+integer: exact on both databases, and never a float in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import NullType
+
+from app.extensions import db
+from app.intake.models import PdDeal, PdOrganization, PdPipeline, PdUser
+from app.invoices.models import Invoice
+from app.money import quantum
+from app.sales.filters import SalesFilters
+
+ZERO = Decimal(0)
+MICRO = 1_000_000
+
+# The deal-level paid status, most urgent first: a deal shows the first that applies
+# to any of its invoices in Stripe. "Partially paid" also covers a deal with one
+# invoice paid and another still open; "not invoiced" means nothing is in Stripe yet.
+DEAL_STATUSES = {
+    "overdue": "Overdue",
+    "refunded": "Refunded",
+    "partially_paid": "Partially paid",
+    "invoiced": "Invoiced",
+    "paid": "Paid",
+    "credited": "Credited",
+    "not_invoiced": "Not invoiced",
+}
+_RANK = {"overdue": 6, "refunded": 5, "partially_paid": 4, "invoiced": 3, "paid": 2, "credited": 1}
+
+AGING_BUCKETS = {
+    "current": "Current (not yet due)",
+    "d1_30": "1–30 days overdue",
+    "d31_60": "31–60 days overdue",
+    "d61_90": "61–90 days overdue",
+    "d90_plus": "More than 90 days overdue",
+}
+
+
+class exact_sum(FunctionElement):  # noqa: N801 - reads like the SQL function it is
+    """SUM of a Numeric(…, 6) expression in millionths; see `micro` for the way back."""
+
+    type = NullType()  # the raw value: int (SQLite) or Decimal (PostgreSQL)
+    name = "exact_sum"
+    inherit_cache = True
+
+
+@compiles(exact_sum)
+def _exact_sum_default(element, compiler, **kw):
+    return f"SUM(({compiler.process(element.clauses, **kw)}) * {MICRO})"
+
+
+@compiles(exact_sum, "sqlite")
+def _exact_sum_sqlite(element, compiler, **kw):
+    return f"SUM(CAST(ROUND(({compiler.process(element.clauses, **kw)}) * {MICRO}) AS INTEGER))"
+
+
+def micro(value) -> Decimal:
+    """An `exact_sum` result back in major units, exactly."""
+    if value is None:
+        return ZERO
+    if isinstance(value, float):
+        raise TypeError("a float reached the money code")
+    return (Decimal(value) / MICRO).quantize(Decimal("0.000001"))
+
+
+def in_stripe():
+    """Invoices that count: pushed to Stripe and not voided there."""
+    return and_(
+        Invoice.status == "pushed",
+        or_(Invoice.stripe_status.is_(None), Invoice.stripe_status != "void"),
+    )
+
+
+def is_overdue(now: dt.datetime):
+    return and_(
+        Invoice.amount_remaining > 0,
+        or_(
+            Invoice.payment_status == "overdue",
+            and_(Invoice.stripe_status == "open", Invoice.due_at < now),
+        ),
+    )
+
+
+def aging_conditions(now: dt.datetime) -> dict:
+    """Days overdue count started days: due 1 second ago is 1 day, due 30 days ago is 30."""
+    day = dt.timedelta(days=1)
+    due = Invoice.due_at
+    return {
+        "current": or_(due.is_(None), due >= now),
+        "d1_30": and_(due < now, due >= now - 30 * day),
+        "d31_60": and_(due < now - 30 * day, due >= now - 60 * day),
+        "d61_90": and_(due < now - 60 * day, due >= now - 90 * day),
+        "d90_plus": due < now - 90 * day,
+    }
+
+
+def invoice_category(now: dt.datetime):
+    """One invoice's contribution to its deal's paid status (a rank, see _RANK)."""
+    ps = Invoice.payment_status
+    return case(
+        # Unpaid past its due date, written off, or contested: needs attention.
+        (or_(is_overdue(now), ps.in_(("uncollectible", "disputed"))), _RANK["overdue"]),
+        (ps.in_(("refunded", "partially_refunded")), _RANK["refunded"]),
+        (ps == "partially_paid", _RANK["partially_paid"]),
+        (ps == "paid", _RANK["paid"]),
+        (ps == "credited", _RANK["credited"]),
+        else_=_RANK["invoiced"],  # open, payment failed (not yet due)
+    )
+
+
+def deal_status_expr(rank, any_paid):
+    """The deal's status from its invoices' highest rank and whether any was paid."""
+    return case(
+        (rank.is_(None), "not_invoiced"),
+        (rank == _RANK["overdue"], "overdue"),
+        (rank == _RANK["refunded"], "refunded"),
+        (rank == _RANK["partially_paid"], "partially_paid"),
+        (and_(rank == _RANK["invoiced"], any_paid > 0), "partially_paid"),
+        (rank == _RANK["invoiced"], "invoiced"),
+        (rank == _RANK["paid"], "paid"),
+        else_="credited",
+    )
+
+
+def _deal_filters(f: SalesFilters) -> list:
+    conds = []
+    if f.owner is not None:
+        conds.append(PdDeal.owner_id == f.owner)
+    if f.pipeline is not None:
+        conds.append(PdDeal.pipeline_id == f.pipeline)
+    return conds
+
+
+def _period(col, f: SalesFilters):
+    if f.start is None:
+        return literal(True)
+    return and_(col >= f.start, col < f.end)
+
+
+# -- summaries -----------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    sold: Decimal = ZERO
+    deals_won: int = 0
+    invoiced: Decimal = ZERO
+    invoices: int = 0
+    credited: Decimal = ZERO
+    collected: Decimal = ZERO
+    outstanding: Decimal = ZERO
+    overdue: Decimal = ZERO
+
+    def add(self, other: Figures) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+MONEY_FIELDS = ("sold", "invoiced", "credited", "collected", "outstanding", "overdue")
+
+
+@dataclass
+class Summary:
+    # (owner id, currency) -> figures, and likewise per pipeline and per currency
+    by_owner: dict = field(default_factory=dict)
+    by_pipeline: dict = field(default_factory=dict)
+    totals: dict = field(default_factory=dict)
+    aging: dict = field(default_factory=dict)  # currency -> {bucket: amount}
+    receivable: dict = field(default_factory=dict)  # currency -> open amount today
+    owner_names: dict = field(default_factory=dict)
+    pipeline_names: dict = field(default_factory=dict)
+    days: int | None = None
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted(set(self.totals) | set(self.aging))
+
+    def dso(self, currency: str) -> Decimal | None:
+        """Outstanding receivables today ÷ invoiced in the period × days in the period."""
+        invoiced = self.totals.get(currency, Figures()).invoiced
+        if not self.days or invoiced <= 0:
+            return None
+        value = self.receivable.get(currency, ZERO) / invoiced * self.days
+        return value.quantize(Decimal("0.1"))
+
+    def owner_rows(self):
+        return _rows(self.by_owner, self.owner_names, "No owner")
+
+    def pipeline_rows(self):
+        return _rows(self.by_pipeline, self.pipeline_names, "No pipeline")
+
+    def aging_rows(self):
+        for currency in sorted(self.aging):
+            buckets = self.aging[currency]
+            yield currency, [(key, buckets.get(key, ZERO)) for key in AGING_BUCKETS]
+
+
+def _rows(groups: dict, names: dict, nobody: str):
+    def key(item):
+        (ident, currency), _ = item
+        return (names.get(ident, nobody).lower(), ident or 0, currency)
+
+    for (ident, currency), figures in sorted(groups.items(), key=key):
+        yield ident, names.get(ident, nobody), currency, figures
+
+
+def summary(f: SalesFilters, now: dt.datetime) -> Summary:
+    """Everything the summary page shows: two scans, one of deals, one of invoices."""
+    out = Summary(days=f.days)
+    conds = _deal_filters(f)
+
+    sold_q = (
+        select(
+            PdDeal.owner_id, PdDeal.pipeline_id, PdDeal.currency,
+            exact_sum(PdDeal.value), func.count(),
+        )
+        .where(PdDeal.status == "won", PdDeal.is_deleted.is_(False))
+        .where(_period(PdDeal.won_time, f), *conds)
+        .group_by(PdDeal.owner_id, PdDeal.pipeline_id, PdDeal.currency)
+    )
+    groups: dict = {}
+    for owner, pipeline, currency, sold, n in db.session.execute(sold_q):
+        groups[(owner, pipeline, currency)] = Figures(sold=micro(sold), deals_won=n)
+
+    in_period = _period(Invoice.pushed_at, f)
+    overdue = is_overdue(now)
+    is_open = Invoice.amount_remaining > 0
+    aging = aging_conditions(now)
+
+    def when(cond, value):
+        return exact_sum(case((cond, value), else_=0))
+
+    inv_q = (
+        select(
+            PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency,
+            when(in_period, Invoice.total),
+            func.sum(case((in_period, 1), else_=0)),
+            when(in_period, Invoice.amount_credited),
+            when(in_period, Invoice.amount_paid - Invoice.amount_refunded),
+            when(in_period, Invoice.amount_remaining),
+            when(and_(in_period, overdue), Invoice.amount_remaining),
+            when(is_open, Invoice.amount_remaining),
+            *(when(and_(is_open, cond), Invoice.amount_remaining) for cond in aging.values()),
+        )
+        .select_from(Invoice)
+        .outerjoin(PdDeal, PdDeal.id == Invoice.deal_id)
+        .where(in_stripe(), *conds)
+        .group_by(PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency)
+    )
+    for row in db.session.execute(inv_q):
+        owner, pipeline, currency, invoiced, n, credited, collected, remaining, late, *rest = row
+        g = groups.setdefault((owner, pipeline, currency), Figures())
+        g.invoiced, g.invoices = micro(invoiced), int(n or 0)
+        g.credited, g.collected = micro(credited), micro(collected)
+        g.outstanding, g.overdue = micro(remaining), micro(late)
+        receivable, buckets = micro(rest[0]), [micro(v) for v in rest[1:]]
+        out.receivable[currency] = out.receivable.get(currency, ZERO) + receivable
+        if receivable:
+            per = out.aging.setdefault(currency, dict.fromkeys(AGING_BUCKETS, ZERO))
+            for key, amount in zip(AGING_BUCKETS, buckets, strict=True):
+                per[key] += amount
+
+    # Roll the (owner, pipeline, currency) groups up: a handful of exact Decimals.
+    by_owner: dict = defaultdict(Figures)
+    by_pipeline: dict = defaultdict(Figures)
+    totals: dict = defaultdict(Figures)
+    for (owner, pipeline, currency), g in groups.items():
+        by_owner[(owner, currency)].add(g)
+        by_pipeline[(pipeline, currency)].add(g)
+        totals[currency].add(g)
+    out.by_owner, out.by_pipeline, out.totals = dict(by_owner), dict(by_pipeline), dict(totals)
+    out.owner_names = dict(db.session.execute(select(PdUser.id, PdUser.name)).all())
+    out.pipeline_names = dict(db.session.execute(select(PdPipeline.id, PdPipeline.name)).all())
+    return out
+
+
+def filter_options() -> dict:
+    return {
+        "owners": db.session.execute(select(PdUser.id, PdUser.name).order_by(PdUser.name)).all(),
+        "pipelines": db.session.execute(
+            select(PdPipeline.id, PdPipeline.name).order_by(PdPipeline.order_nr, PdPipeline.name)
+        ).all(),
+    }
+
+
+# -- deals -----------------------------------------------------------------------------
+
+
+def deal_invoice_totals(now: dt.datetime, deal_ids=None):
+    """Per deal: the paid status's inputs and the sums of its invoices in Stripe.
+
+    A deal billed in more than one currency has `currencies` > 1: its sums are then
+    not shown as one amount (they would mix currencies).
+    """
+    q = select(
+        Invoice.deal_id.label("deal_id"),
+        func.max(invoice_category(now)).label("rank"),
+        func.max(case((Invoice.amount_paid > 0, 1), else_=0)).label("any_paid"),
+        func.min(Invoice.currency).label("currency"),
+        func.count(func.distinct(Invoice.currency)).label("currencies"),
+        exact_sum(Invoice.total).label("invoiced"),
+        exact_sum(Invoice.amount_paid - Invoice.amount_refunded).label("collected"),
+        exact_sum(Invoice.amount_remaining).label("outstanding"),
+    ).where(in_stripe())
+    if deal_ids is not None:
+        q = q.where(Invoice.deal_id.in_(deal_ids))
+    return q.group_by(Invoice.deal_id)
+
+
+@dataclass
+class DealRow:
+    id: int
+    title: str
+    owner: str | None
+    pipeline: str | None
+    won_time: dt.datetime | None
+    value: Decimal
+    currency: str
+    status: str
+    invoice_currency: str | None
+    currencies: int
+    invoiced: Decimal
+    collected: Decimal
+    outstanding: Decimal
+
+    @property
+    def status_label(self) -> str:
+        return DEAL_STATUSES[self.status]
+
+    @property
+    def mixed(self) -> bool:
+        return self.currencies > 1
+
+
+def _deals_query(f: SalesFilters, now: dt.datetime, *, with_status: bool):
+    base = (
+        select(PdDeal.id)
+        .where(PdDeal.status == "won", PdDeal.is_deleted.is_(False))
+        .where(_period(PdDeal.won_time, f), *_deal_filters(f))
+    )
+    if not with_status:
+        return base
+    sums = deal_invoice_totals(now).subquery()
+    status = deal_status_expr(sums.c.rank, sums.c.any_paid)
+    return base.outerjoin(sums, sums.c.deal_id == PdDeal.id).where(status == f.status)
+
+
+def deals_count(f: SalesFilters, now: dt.datetime) -> int:
+    q = _deals_query(f, now, with_status=bool(f.status)).subquery()
+    return db.session.execute(select(func.count()).select_from(q)).scalar_one()
+
+
+def deals_select(f: SalesFilters, now: dt.datetime, deal_ids=None):
+    """The deal list's columns; `deal_ids` narrows the invoice sums to one page."""
+    sums = deal_invoice_totals(now, deal_ids).subquery()
+    status = deal_status_expr(sums.c.rank, sums.c.any_paid)
+    q = (
+        select(
+            PdDeal.id, PdDeal.title, PdUser.name, PdPipeline.name, PdDeal.won_time,
+            PdDeal.value, PdDeal.currency, status, sums.c.currency, sums.c.currencies,
+            sums.c.invoiced, sums.c.collected, sums.c.outstanding,
+        )
+        .outerjoin(sums, sums.c.deal_id == PdDeal.id)
+        .outerjoin(PdUser, PdUser.id == PdDeal.owner_id)
+        .outerjoin(PdPipeline, PdPipeline.id == PdDeal.pipeline_id)
+        .where(PdDeal.status == "won", PdDeal.is_deleted.is_(False))
+        .where(_period(PdDeal.won_time, f), *_deal_filters(f))
+    )
+    if f.status:
+        q = q.where(status == f.status)
+    return q.order_by(PdDeal.won_time.desc(), PdDeal.id.desc())
+
+
+def to_deal_row(row) -> DealRow:
+    (ident, title, owner, pipeline, won, value, currency, status, inv_currency, n,
+     invoiced, collected, outstanding) = row
+    return DealRow(
+        id=ident, title=title, owner=owner, pipeline=pipeline, won_time=won,
+        value=value if value is not None else ZERO, currency=currency, status=status,
+        invoice_currency=inv_currency, currencies=int(n or 0), invoiced=micro(invoiced),
+        collected=micro(collected), outstanding=micro(outstanding),
+    )
+
+
+def deals_page(f: SalesFilters, now: dt.datetime, page_size: int = 50) -> list[DealRow]:
+    """One page of the deal list. The page's deals are chosen first, so the invoice
+    sums are computed for those fifty deals only (unless filtering on paid status)."""
+    offset = (f.page - 1) * page_size
+    if f.status:
+        rows = db.session.execute(deals_select(f, now).limit(page_size).offset(offset))
+        return [to_deal_row(r) for r in rows]
+    ids_q = (
+        _deals_query(f, now, with_status=False)
+        .order_by(PdDeal.won_time.desc(), PdDeal.id.desc())
+        .limit(page_size)
+        .offset(offset)
+    )
+    ids = list(db.session.execute(ids_q).scalars())
+    if not ids:
+        return []
+    rows = db.session.execute(deals_select(f, now, deal_ids=ids).where(PdDeal.id.in_(ids)))
+    return [to_deal_row(r) for r in rows]
+
+
+# -- one deal or organization: the deal page and the Pipedrive panel ------------------
+
+
+@dataclass
+class Position:
+    """What a deal or an organization has been invoiced and paid, per currency."""
+
+    currency: str
+    invoiced: Decimal = ZERO
+    credited: Decimal = ZERO
+    collected: Decimal = ZERO
+    outstanding: Decimal = ZERO
+    overdue: Decimal = ZERO
+    invoices: int = 0
+
+
+def positions(now: dt.datetime, *, deal_id: int | None = None, org_id: int | None = None):
+    q = (
+        select(
+            Invoice.currency,
+            exact_sum(Invoice.total),
+            exact_sum(Invoice.amount_credited),
+            exact_sum(Invoice.amount_paid - Invoice.amount_refunded),
+            exact_sum(Invoice.amount_remaining),
+            exact_sum(case((is_overdue(now), Invoice.amount_remaining), else_=0)),
+            func.count(),
+        )
+        .where(in_stripe())
+        .group_by(Invoice.currency)
+        .order_by(Invoice.currency)
+    )
+    q = _scope(q, deal_id, org_id)
+    return [
+        Position(cur, micro(a), micro(b), micro(c), micro(d), micro(e), int(n))
+        for cur, a, b, c, d, e, n in db.session.execute(q)
+    ]
+
+
+def _scope(q, deal_id, org_id):
+    if deal_id is not None:
+        return q.where(Invoice.deal_id == deal_id)
+    return q.join(PdDeal, PdDeal.id == Invoice.deal_id).where(PdDeal.org_id == org_id)
+
+
+def deal_status(now: dt.datetime, deal_id: int) -> str:
+    sums = deal_invoice_totals(now, [deal_id]).subquery()
+    q = select(deal_status_expr(sums.c.rank, sums.c.any_paid))
+    return db.session.execute(q).scalar() or "not_invoiced"
+
+
+def stripe_invoices(*, deal_id: int | None = None, org_id: int | None = None, limit=None):
+    """Invoices in Stripe (void ones included: the timeline shows them), newest first."""
+    q = select(Invoice).where(Invoice.status == "pushed")
+    q = _scope(q, deal_id, org_id).order_by(
+        Invoice.pushed_at.desc().nulls_last(), Invoice.id.desc()
+    )
+    if limit:
+        q = q.limit(limit)
+    return list(db.session.execute(q).scalars())
+
+
+def latest_invoice(*, deal_id: int | None = None, org_id: int | None = None) -> Invoice | None:
+    q = select(Invoice).where(in_stripe())
+    q = _scope(q, deal_id, org_id).order_by(
+        Invoice.pushed_at.desc().nulls_last(), Invoice.id.desc()
+    ).limit(1)
+    return db.session.execute(q).scalars().first()
+
+
+def organization(org_id: int) -> PdOrganization | None:
+    return db.session.get(PdOrganization, org_id)
+
+
+def exact_text(amount: Decimal | None, currency: str | None) -> str:
+    """An amount as an exact decimal string: 1200.50, JPY 1200; never rounded away."""
+    if amount is None:
+        return ""
+    amount = Decimal(amount)
+    if currency:
+        q = amount.quantize(quantum(currency))
+        if q == amount:
+            return str(q)
+    return f"{amount.normalize():f}"
+

@@ -1,0 +1,1 @@
+"""Talking to Stripe: the one gateway every Stripe request goes through."""

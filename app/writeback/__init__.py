@@ -1,0 +1,1 @@
+"""Writing push results back to Pipedrive through an outbox: deal fields, notes, stages."""
