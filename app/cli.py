@@ -132,9 +132,12 @@ _register_demo()
 
 def _register_intake() -> None:
     from app.intake.cli import rules_group, sync_group
+    from app.payments.cli import stripe_group, sync_payments_command
 
+    sync_group.add_command(sync_payments_command)
     desk.add_command(sync_group)
     desk.add_command(rules_group)
+    desk.add_command(stripe_group)
 
 
 _register_intake()

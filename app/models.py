@@ -34,6 +34,7 @@ from app.payments.models import (
     StripeEvent,
     StripePayment,
 )
+from app.rules.models import BillingDefaults, ProductMapping, TaxMapping
 from app.users.models import UserInvite
 from app.writeback.models import WritebackItem
 
@@ -41,6 +42,7 @@ __all__ = [
     "ForeignStripeInvoice", "InvoiceStripeState", "JobSchedule", "Mismatch",
     "StripeCustomerSeen", "StripeEvent", "StripePayment",
     "ApprovalPolicy", "ApprovalThreshold",
+    "BillingDefaults", "ProductMapping", "TaxMapping",
     "Invoice", "InvoiceDiscount", "InvoiceLine",
     "PushBatch", "PushJob", "PushStep", "StripeCustomerLink", "StripeTaxRate", "WritebackItem",
     "Setting", "UserInvite",

@@ -64,6 +64,8 @@ EXAMPLES: dict[str, dict] = {
     "invoices.create_drafts": {"method": "POST", "expect": 303},
     "invoices.show": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
     "invoices.preview": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
+    "invoices.status_fragment": {"method": "GET",
+                                 "args": lambda o: {"invoice_id": o["invoice_id"]}},
     "invoices.update_line": {"method": "POST", "expect": 422,
                              "args": lambda o: {"invoice_id": o["invoice_id"],
                                                 "line_id": o["line_id"]}},
@@ -97,8 +99,42 @@ EXAMPLES: dict[str, dict] = {
     "push.batch": {"method": "GET", "args": lambda o: {"batch_id": o["batch_id"]}},
     "writeback.retry": {"method": "POST", "expect": 303,
                         "args": lambda o: {"item_id": o["writeback_id"]}},
+    # Mismatches and sync health.
+    "mismatches.ack": {"method": "POST", "expect": 303,
+                       "args": lambda o: {"mismatch_id": o["mismatch_id"]}},
+    "mismatches.resync": {"method": "POST", "expect": 303,
+                          "args": lambda o: {"mismatch_id": o["mismatch_id"]}},
+    "health.run_now": {"method": "POST", "expect": 303, "args": {"job_id": "stripe.payments"}},
+    # Public, authenticated by Stripe's signature: with no signing secret set, 503.
+    "stripe_webhooks.receive": {"method": "POST", "public_expect": 503},
+    # Field mappings (no Pipedrive connected here): reload is refused with a message
+    # (303); an empty choice or name is refused next to the field (400).
+    "mappings.reload": {"method": "POST", "expect": 303},
+    "mappings.save": {"method": "POST", "expect": 400, "args": {"purpose": "po_number"}},
+    "mappings.create": {"method": "POST", "expect": 400, "args": {"purpose": "po_number"}},
+    "mappings.switch_off": {"method": "POST", "expect": 303, "args": {"purpose": "po_number"}},
+    "mappings.use_default": {"method": "POST", "expect": 303, "args": {"purpose": "po_number"}},
+    # Billing rules: the pipeline from make_objects().
+    "rules.reload": {"method": "POST", "expect": 303},
+    "rules.save_pipeline": {"method": "POST", "expect": 303, "data": {"match": "won"},
+                            "args": lambda o: {"pipeline_id": o["pipeline_id"]}},
+    "rules.save_defaults": {"method": "POST", "expect": 303,
+                            "data": {"currency": "EUR", "days_until_due": "14",
+                                     "collection_method": "send_invoice"}},
+    "rules.save_tax": {"method": "POST", "expect": 303,
+                       "data": {"percent": "19", "pd_method": "exclusive",
+                                "behavior": "exclusive"}},
+    "rules.remove_tax": {"method": "POST", "expect": 303, "args": {"mapping_id": 1}},
+    "rules.save_product": {"method": "POST", "expect": 400},
+    "rules.remove_product": {"method": "POST", "expect": 303, "args": {"mapping_id": 1}},
     # Public, authenticated by HTTP basic auth: without it, 401.
     "pipedrive_webhooks.receive": {"method": "POST", "public_expect": 401},
+    # Sales (app/sales): the deal from make_objects(); a CSV export streams a 200.
+    "sales.deal": {"method": "GET", "args": lambda o: {"deal_id": o["deal_id"]}},
+    "sales.export": {"method": "GET", "args": {"table": "deals"}},
+    # Public, authenticated by Pipedrive's signed token: without one, 403.
+    "panel.deal": {"method": "GET", "args": {"deal_id": 9001}, "public_expect": 403},
+    "panel.organization": {"method": "GET", "args": {"org_id": 1}, "public_expect": 403},
 }
 
 
@@ -107,7 +143,7 @@ def make_objects(app) -> dict:
     from decimal import Decimal
 
     from app.extensions import db
-    from app.intake.models import PdDeal, SyncRun
+    from app.intake.models import PdDeal, PdPipeline, SyncRun
     from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
 
     with app.app_context():
@@ -128,10 +164,19 @@ def make_objects(app) -> dict:
         writeback = WritebackItem(kind="deal_note", dedupe_key="matrix", entity="deal",
                                   entity_id=deal.id, payload={"content": "x"}, status="failed")
         db.session.add_all([batch, writeback])
+        from app.mismatches.models import Mismatch
+
+        mismatch = Mismatch(rule=9, subject="deal:9001", deal_id=deal.id, severity="high",
+                            explanation="Matrix mismatch", facts={}, data_hash="x")
+        db.session.add(mismatch)
+        pipeline = PdPipeline(id=9001, name="Matrix pipeline")
+        db.session.add(pipeline)
         db.session.commit()
         return {"deal_id": deal.id, "run_id": run.id, "invoice_id": invoice.id,
                 "line_id": invoice.lines[0].id, "discount_id": invoice.discounts[0].id,
-                "batch_id": batch.id, "writeback_id": writeback.id}
+                "mismatch_id": mismatch.id,
+                "batch_id": batch.id, "writeback_id": writeback.id,
+                "pipeline_id": pipeline.id}
 
 
 def _routes(app):

@@ -83,6 +83,12 @@ PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
     "connections.manage": (
         frozenset({"admin"}), "Set the Pipedrive and Stripe connections and their secrets"
     ),
+    "mappings.manage": (
+        frozenset({"admin"}), "Choose which Pipedrive fields the desk reads and writes"
+    ),
+    "rules.manage": (
+        frozenset({"admin"}), "Set billing rules, invoice defaults, tax and product mappings"
+    ),
 }
 
 

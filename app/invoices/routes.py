@@ -155,7 +155,9 @@ def _conflict_or_refused(invoice: Invoice, exc: Exception, template: str, **ctx)
 def _after_edit(invoice: Invoice, template: str, **ctx):
     db.session.commit()
     if _is_fragment():
-        return render_template(template, oob_totals=True, **_editor_context(invoice, **ctx))
+        body = render_template(template, oob_totals=True, **_editor_context(invoice, **ctx))
+        # The timeline and the status heading refresh themselves on this event.
+        return body, 200, {"HX-Trigger": "invoice-changed"}
     return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
 
 
@@ -306,6 +308,12 @@ def reapply(invoice_id: int):
         db.session.rollback()
         flash(str(exc), "error")
     return redirect(url_for("invoices.show", invoice_id=invoice_id), 303)
+
+
+@bp.route("/invoices/<int:invoice_id>/status")
+@requires("invoices.view")
+def status_fragment(invoice_id: int):
+    return render_template("invoices/_status.html", invoice=_invoice(invoice_id))
 
 
 @bp.route("/invoices/<int:invoice_id>/preview")

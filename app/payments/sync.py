@@ -297,12 +297,58 @@ def apply_customer(obj: dict, deleted: bool = False) -> None:
 # -- one event -----------------------------------------------------------------------
 
 
+def _stripe_invoice_of(obj: dict) -> str | None:
+    kind = obj.get("object")
+    if kind == "invoice":
+        return obj.get("id")
+    if kind in ("invoice_payment", "credit_note"):
+        return obj.get("invoice")
+    if kind in ("charge", "dispute"):
+        row = (
+            db.session.execute(
+                select(StripePayment).where(
+                    or_(
+                        StripePayment.charge
+                        == (obj.get("id") if kind == "charge" else obj.get("charge")),
+                        StripePayment.payment_intent == obj.get("payment_intent"),
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
+        return row.stripe_invoice_id if row else None
+    return None
+
+
+def lock_invoice(stripe_invoice_id: str | None) -> None:
+    """Serialise work on one invoice: re-read-then-write by two webhooks at once must not
+    let the older read win. PostgreSQL: a row lock; SQLite: its single write lock, taken
+    now (before the re-read) with a no-op update."""
+    if not stripe_invoice_id:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            select(Invoice.id)
+            .where(Invoice.stripe_invoice_id == stripe_invoice_id)
+            .with_for_update()
+        )
+    else:
+        db.session.execute(
+            Invoice.__table__.update()
+            .where(Invoice.stripe_invoice_id == stripe_invoice_id)
+            .values(stripe_synced_at=Invoice.stripe_synced_at)
+        )
+
+
 def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -> str:
     """Apply one event. `reread`: fetch the object fresh (webhooks), else trust the payload
     (the pull applies only each object's newest event). Returns processed/ignored."""
     etype = event.get("type", "")
     obj = _obj((event.get("data") or {}).get("object")) or {}
     kind = obj.get("object")
+    if reread:
+        lock_invoice(_stripe_invoice_of(obj))
     if (
         reread
         and gateway is not None
@@ -419,9 +465,10 @@ def pull_events(
         page = gateway.call(
             "events.list", gateway.client.v1.events.list, params=params, mutating=False
         )
-        data = [_obj(e) for e in page.data]
+        page = _obj(page)
+        data = page.get("data") or []
         events += data
-        if not page.has_more or not data:
+        if not page.get("has_more") or not data:
             break
         params = dict(params, starting_after=data[-1]["id"])
     counts["events"] = len(events)
@@ -469,10 +516,12 @@ def reread_known_invoices(gateway: StripeGateway) -> int:
     n = 0
     params: dict = {"limit": 100}
     while True:
-        page = gateway.call(
-            "invoices.list", gateway.client.v1.invoices.list, params=params, mutating=False
+        page = _obj(
+            gateway.call(
+                "invoices.list", gateway.client.v1.invoices.list, params=params, mutating=False
+            )
         )
-        data = [_obj(i) for i in page.data]
+        data = page.get("data") or []
         for obj in data:
             if desk_invoice_for(obj) is not None:
                 apply_invoice(obj)

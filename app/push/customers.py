@@ -73,10 +73,11 @@ ADDRESS_KEYS = ("line1", "line2", "postal_code", "city", "state", "country")
 def customer_params(invoice: Invoice, *, for_update: bool) -> dict:
     """Name, email, address, tax id and the Pipedrive ids, as Stripe takes them.
 
-    An update sends every field ("" clears one in Stripe); a create leaves empty
-    ones out.
+    Empty values are left out (Stripe refuses "" for most of them), except in
+    metadata, where an update's "" removes a key the desk set before.
     """
     address = {k: str((invoice.address or {}).get(k) or "") for k in ADDRESS_KEYS}
+    address = {k: v for k, v in address.items() if v}
     metadata = {
         "pipedrive_org_id": str(invoice.org_id or ""),
         "pipedrive_person_id": str(invoice.person_id or ""),
@@ -89,16 +90,9 @@ def customer_params(invoice: Invoice, *, for_update: bool) -> dict:
         "address": address,
         "metadata": metadata,
     }
-    if for_update:
-        if not any(address.values()):
-            params.pop("address")
-        return params
     params = {k: v for k, v in params.items() if v}
-    params["metadata"] = {k: v for k, v in metadata.items() if v}
-    if "address" in params:
-        params["address"] = {k: v for k, v in address.items() if v}
-        if not params["address"]:
-            params.pop("address")
+    if not for_update:
+        params["metadata"] = {k: v for k, v in metadata.items() if v}
     return params
 
 

@@ -439,10 +439,12 @@ def run_push(job_id: int, gateway: StripeGateway, *, hook: Hook | None = None) -
     start_requests = run.calls.requests
     try:
         _cleanup_old_drafts(run)
-        for step in list(job.steps):
-            if step.status == "done":
-                continue
-            _run_step(run, step)
+        todo = [s for s in job.steps if s.status != "done"]
+        if todo:
+            _mark_sent(run, todo[0])
+            db.session.commit()
+        for step, following in zip(todo, todo[1:] + [None], strict=True):
+            _run_step(run, step, following)
     except Deferred:
         db.session.rollback()
         job = db.session.get(PushJob, job_id)
@@ -462,16 +464,27 @@ def run_push(job_id: int, gateway: StripeGateway, *, hook: Hook | None = None) -
     return "done"
 
 
-def _run_step(run: _Run, step: PushStep) -> None:
+def _mark_sent(run: _Run, step: PushStep) -> None:
+    """Record that `step` is being sent (what the page shows as in progress)."""
     now = utcnow()
     step.status, step.attempts, step.started_at, step.error = "sent", step.attempts + 1, now, None
     run.job.step, run.job.lease_until = step.name, now + LEASE
-    db.session.commit()  # "sent" is on record before Stripe hears of it
+
+
+def _run_step(run: _Run, step: PushStep, following: PushStep | None) -> None:
+    """Send one step (already marked as sent and committed) and record its result.
+
+    The result, and the mark on the step that follows, are committed together
+    before that step is sent: one commit per step. Nothing is written while a
+    Stripe call is under way, so no database lock is held across one.
+    """
     run.action(step.name)(step)
     step.status, step.finished_at = "done", utcnow()
     record("push.step", "push_job", run.job.id, None,
            {"step": step.name, "stripe_id": step.stripe_id, "invoice_id": run.invoice.id,
             "key": step.idempotency_key})
+    if following is not None:
+        _mark_sent(run, following)
     db.session.commit()  # the result is on record before the next step starts
 
 

@@ -42,7 +42,8 @@ def bar_chart(chart_id: str, title: str, currency: str, bars: list[tuple[str, st
         width = (span * amount / biggest) if biggest > 0 and amount > 0 else Decimal(0)
         text_y = y + BAR_H - 6
         parts.append(
-            f'<g class="bar-row"><text x="0" y="{text_y}" class="chart-label">{escape(label)}</text>'
+            f'<g class="bar-row">'
+            f'<text x="0" y="{text_y}" class="chart-label">{escape(label)}</text>'
             f'<rect x="{LABEL_W}" y="{y}" width="{_num(width)}" height="{BAR_H}" rx="3" '
             f'class="bar bar-{escape(key)}"><title>{escape(label)}: '
             f'{escape(format_money(amount, currency))}</title></rect>'

@@ -9,6 +9,7 @@ from flask import Response, current_app, render_template, request
 from app.auth.permissions import public
 from app.extensions import db
 from app.intake.models import PdDeal
+from app.payments.states import label as payment_label
 from app.sales import panel_bp, queries
 from app.sales.panel_token import PanelTokenError, verify
 from app.types import utcnow
@@ -70,6 +71,7 @@ def deal(deal_id: int | None):
         statuses=queries.DEAL_STATUSES,
         positions=queries.positions(now, deal_id=deal_id),
         latest=queries.latest_invoice(deal_id=deal_id),
+        payment_label=payment_label,
     )
 
 
@@ -92,4 +94,5 @@ def organization(org_id: int | None):
         statuses=queries.DEAL_STATUSES,
         positions=queries.positions(now, org_id=org_id),
         latest=queries.latest_invoice(org_id=org_id),
+        payment_label=payment_label,
     )

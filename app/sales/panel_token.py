@@ -15,9 +15,11 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 
 LEEWAY = 30  # seconds of clock difference tolerated on exp / iat / nbf
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class PanelTokenError(Exception):
@@ -25,7 +27,7 @@ class PanelTokenError(Exception):
 
 
 def _b64decode(part: str) -> bytes:
-    if not part or any(c in part for c in "=+/"):
+    if not _B64URL.match(part):  # strict: no padding, no characters silently skipped
         raise PanelTokenError("malformed token")
     try:
         return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))

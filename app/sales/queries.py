@@ -9,9 +9,9 @@ Definitions (also stated on the page):
   (payment status "overdue", or open in Stripe with a due date in the past);
 - aging and DSO are a snapshot of every open invoice today, whatever the period.
 
-Sums run in the database. SQLite keeps Numeric as binary floating point, so there
-each amount is rounded to whole millionths (the columns' scale) and summed as an
-integer: exact on both databases, and never a float in Python.
+Sums run in the database. PostgreSQL sums numeric exactly. SQLite keeps Numeric as
+binary floating point, so there each amount is rounded to whole millionths (the
+columns' scale) and summed as an integer: exact on both, never a float in Python.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
@@ -59,16 +59,16 @@ AGING_BUCKETS = {
 
 
 class exact_sum(FunctionElement):  # noqa: N801 - reads like the SQL function it is
-    """SUM of a Numeric(…, 6) expression in millionths; see `micro` for the way back."""
+    """SUM of a Numeric(…, 6) expression, exactly; `micro` reads the result."""
 
-    type = NullType()  # the raw value: int (SQLite) or Decimal (PostgreSQL)
+    type = NullType()  # the raw value: Decimal (PostgreSQL) or int millionths (SQLite)
     name = "exact_sum"
     inherit_cache = True
 
 
 @compiles(exact_sum)
 def _exact_sum_default(element, compiler, **kw):
-    return f"SUM(({compiler.process(element.clauses, **kw)}) * {MICRO})"
+    return f"SUM({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(exact_sum, "sqlite")
@@ -76,13 +76,18 @@ def _exact_sum_sqlite(element, compiler, **kw):
     return f"SUM(CAST(ROUND(({compiler.process(element.clauses, **kw)}) * {MICRO}) AS INTEGER))"
 
 
+_SCALE = Decimal("0.000001")
+
+
 def micro(value) -> Decimal:
-    """An `exact_sum` result back in major units, exactly."""
+    """An `exact_sum` result in major units, exactly (int millionths come from SQLite)."""
     if value is None:
         return ZERO
-    if isinstance(value, float):
-        raise TypeError("a float reached the money code")
-    return (Decimal(value) / MICRO).quantize(Decimal("0.000001"))
+    if isinstance(value, Decimal):
+        return value.quantize(_SCALE)
+    if isinstance(value, int):
+        return (Decimal(value) / MICRO).quantize(_SCALE)
+    raise TypeError(f"a {type(value).__name__} reached the money code")
 
 
 def in_stripe():
@@ -203,7 +208,7 @@ class Summary:
         if not self.days or invoiced <= 0:
             return None
         value = self.receivable.get(currency, ZERO) / invoiced * self.days
-        return value.quantize(Decimal("0.1"))
+        return value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
     def owner_rows(self):
         return _rows(self.by_owner, self.owner_names, "No owner")

@@ -64,6 +64,12 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(approvals_bp)
     app.register_blueprint(approval_policy_bp)
 
+    from app.mappings.routes import bp as mappings_bp
+    from app.rules.routes import bp as rules_bp
+
+    app.register_blueprint(mappings_bp)
+    app.register_blueprint(rules_bp)
+
     from app.sales import bp as sales_bp
     from app.sales import panel_bp as sales_panel_bp
 

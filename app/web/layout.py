@@ -33,7 +33,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Sales", "sales.index", "sales.view", ("sales",)),
     NavItem(
         "Admin", "admin.index", "admin.view",
-        ("admin", "audit", "users", "connections", "approval_policy"),
+        ("admin", "audit", "users", "connections", "approval_policy", "mappings", "rules"),
     ),
 ]
 

@@ -90,8 +90,12 @@ def _charge_of(stripe_sandbox, stripe_invoice_id: str) -> str:
     store = stripe_sandbox.sandbox.store
     for ch in store.all("charge"):
         pi = store.get("payment_intent", ch["payment_intent"])
-        if pi and (pi.get("metadata") or {}).get("invoice") == stripe_invoice_id or \
-                ch.get("invoice") == stripe_invoice_id or _pi_invoice(store, pi) == stripe_invoice_id:
+        if (
+            pi
+            and (pi.get("metadata") or {}).get("invoice") == stripe_invoice_id
+            or ch.get("invoice") == stripe_invoice_id
+            or _pi_invoice(store, pi) == stripe_invoice_id
+        ):
             return ch["id"]
     raise AssertionError("no charge")
 
@@ -132,7 +136,9 @@ def test_overdue_from_stripe_and_told_once(app, pushed, stripe_sandbox):
     with app.app_context():
         import datetime as dt
 
-        mark_overdue(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=(inv.days_until_due or 30) + 2))
+        mark_overdue(
+            now=dt.datetime.now(dt.UTC) + dt.timedelta(days=(inv.days_until_due or 30) + 2)
+        )
     assert _inv(app, pushed["invoice_id"]).payment_status == "overdue"
     overdue_notes = [r for r in _outbox(app, "deal_note") if "overdue" in r.payload["content"]]
     assert len(overdue_notes) == 1
@@ -171,8 +177,7 @@ def test_replayed_pull_changes_nothing(app, pushed, stripe_sandbox):
         assert dup == len({e.id for e in db.session.execute(select(StripeEvent)).scalars()})
 
 
-def test_cursor_older_than_stripe_keeps_events_rereads_known_invoices(app, pushed,
-                                                                      stripe_sandbox):
+def test_cursor_older_than_stripe_keeps_events_rereads_known_invoices(app, pushed, stripe_sandbox):
     stripe_sandbox.pay_invoice(pushed["stripe_id"], 1000)
     with app.app_context():
         import datetime as dt

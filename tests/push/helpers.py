@@ -88,3 +88,27 @@ def job_for(invoice_id: int):
     return db.session.execute(
         select(PushJob).where(PushJob.invoice_id == invoice_id).order_by(PushJob.id.desc())
     ).scalars().first()
+
+
+def approve(invoice_id: int, finance_id: int, approver_id: int):
+    """Submit (as finance) and approve (as the approver) through the workflow; commits."""
+    from app.approvals import workflow
+    from app.auth.models import User
+
+    inv = invoice(invoice_id)
+    if not inv.billing_email:
+        inv.billing_email = "billing@example.com"
+    workflow.transition(inv, "submit", db.session.get(User, finance_id))
+    workflow.transition(inv, "approve", db.session.get(User, approver_id))
+    db.session.commit()
+    return inv
+
+
+def push_now(invoice_ids, user=None) -> dict:
+    """Queue and run the push as the scheduler would (needs an app context)."""
+    from app.push.operations import enqueue_push, work_push_queue
+
+    _, results = enqueue_push(list(invoice_ids), user)
+    db.session.commit()
+    assert all(r.ok for r in results), [r.message for r in results]
+    return work_push_queue()

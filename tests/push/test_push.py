@@ -179,8 +179,8 @@ def test_tax_rates_are_reused_from_stripe_or_created_once(stripe_desk, approver,
     push(approved_invoice(approver.id, lines=lines, org_id=502, deal_id=9002))
     rates = {r.key: r.stripe_id for r in db.session.execute(select(StripeTaxRate)).scalars()}
     assert rates["19:exclusive"] == by_hand.id
-    created = [r for r in stripe_desk.ledger()
-               if r["method"] == "POST" and r["path"] == "/v1/tax_rates"]
+    created = [r for r in stripe_desk.ledger() if r["method"] == "POST"
+               and r["path"] == "/v1/tax_rates" and r["idempotency_key"].startswith("desk:")]
     assert len(created) == 2  # 7% inclusive and 19% inclusive, once each
     store_rates = stripe_desk.sandbox.store.all("tax_rate")
     assert len(store_rates) == 3
@@ -233,7 +233,10 @@ def test_unapproved_or_held_invoices_are_not_queued(stripe_desk, approver, ctx):
     stale = approved_invoice(approver.id, deal_id=3)
     inv = invoice(draft)
     inv.status, inv.approved_version, inv.approved_by_id = "draft", None, None
-    invoice(held).on_hold, invoice(held).hold_reason = True, "customer disputes scope"
+    db.session.commit()
+    inv = invoice(held)
+    inv.on_hold, inv.hold_reason = True, "customer disputes scope"
+    db.session.commit()
     invoice(stale).version = 2  # edited after approval (cannot happen through the editor)
     db.session.commit()
     batch, results = ops.enqueue_push([draft, held, stale], None)
@@ -246,9 +249,7 @@ def test_unapproved_or_held_invoices_are_not_queued(stripe_desk, approver, ctx):
     assert batch.total == 0 and len(batch.refused) == 3
 
 
-def test_a_refusal_from_stripe_is_explained_and_a_retry_finishes_the_push(
-    stripe_desk, approver, ctx
-):
+def test_a_refusal_from_stripe_is_explained_with_what_was_done(stripe_desk, approver, ctx):
     iid = approved_invoice(approver.id, email="")  # Stripe cannot email the invoice
     assert push(iid)["failed"] == 1
     inv = invoice(iid)
@@ -256,9 +257,27 @@ def test_a_refusal_from_stripe_is_explained_and_a_retry_finishes_the_push(
     assert "does not have an email address" in inv.push_error
     assert f"finalized in Stripe as {inv.stripe_number}" in inv.push_error
     assert inv.push_hint
-    # Someone adds the email in Stripe; the retry sends only what is left.
-    client = stripe.StripeClient(stripe_desk.api_key, base_addresses={"api": stripe_desk.url})
-    client.v1.customers.update(inv.stripe_customer_id, params={"email": "ap@acme.example"})
+    [si] = stripe_invoices_for(stripe_desk, iid)
+    assert si["status"] == "open" and si["id"] == inv.stripe_invoice_id
+
+
+def test_a_retry_after_a_refusal_sends_only_the_refused_step_with_a_new_key(
+    stripe_desk, approver, ctx, monkeypatch
+):
+    from app.push.stripe_calls import Calls
+    from app.stripe_api.client import StripeGatewayError
+
+    real_send = Calls.send
+
+    def refuse_once(self, invoice_id, key):
+        monkeypatch.setattr(Calls, "send", real_send)
+        raise StripeGatewayError("Stripe refused the request: sending is paused.",
+                                 retryable=False, hint="Ask an admin to check Stripe.")
+
+    monkeypatch.setattr(Calls, "send", refuse_once)
+    iid = approved_invoice(approver.id)
+    assert push(iid)["failed"] == 1
+    assert invoice(iid).push_hint == "Ask an admin to check Stripe."
     stripe_desk.reset_ledger()
     push(iid)
     inv = invoice(iid)

@@ -1238,10 +1238,11 @@ class StripeSandbox:
         if inv["status"] != "draft":
             raise invalid("You can only delete draft invoices. Void finalized invoices "
                           "instead.")
+        # The event renders the invoice with its lines: emit it before they are gone.
+        self.emit("invoice.deleted", inv)
         for iid in inv["_items"]:
             self.store.delete("invoiceitem", iid)
         self.store.delete("invoice", inv["id"])
-        self.emit("invoice.deleted", inv)
         return {"id": inv["id"], "object": "invoice", "deleted": True}
 
     def delete_invoiceitem(self, item: dict) -> dict:

@@ -1,0 +1,199 @@
+"""The sales figures, per currency: paid, partially paid, refunded, credited before and
+after payment, overdue and void invoices; aging at its boundaries; DSO."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.sales import queries
+from app.sales.filters import SalesFilters
+from tests.sales.conftest import NOW
+
+D = Decimal
+DAY = dt.timedelta(days=1)
+UTC = ZoneInfo("UTC")
+
+
+def filters(**args):
+    return SalesFilters.from_args(args, UTC, now=NOW, statuses=queries.DEAL_STATUSES)
+
+
+@pytest.fixture
+def book(people, make_deal, make_invoice):
+    """EUR and USD deals of two owners in two pipelines (see each line)."""
+    later, past = NOW + 20 * DAY, NOW - 45 * DAY
+    ids = {}
+    # Owner 1, pipeline 10, EUR
+    ids["paid"] = make_deal("1000")
+    make_invoice(ids["paid"], "1000", paid="1000", payment_status="paid", stripe_status="paid")
+    ids["partial"] = make_deal("500")
+    make_invoice(ids["partial"], "500", paid="200", payment_status="partially_paid", due=later)
+    ids["split"] = make_deal("200")  # one invoice paid, one open: partially paid
+    make_invoice(ids["split"], "100", paid="100", payment_status="paid", stripe_status="paid")
+    make_invoice(ids["split"], "100", due=later)
+    ids["open"] = make_deal("100")
+    make_invoice(ids["open"], "100", due=later)
+    # Owner 2: refunded (pipeline 11), credited before payment (11), credited after
+    # payment with the money given back (10), won but not invoiced (a draft only, 11).
+    ids["refunded"] = make_deal("300", owner=2, pipeline=11)
+    make_invoice(ids["refunded"], "300", paid="300", refunded="100",
+                 payment_status="partially_refunded", stripe_status="paid")
+    ids["credited"] = make_deal("400", owner=2, pipeline=11)
+    make_invoice(ids["credited"], "400", credited="400", payment_status="credited",
+                 stripe_status="paid")
+    ids["post_credit"] = make_deal("600", owner=2, pipeline=10)
+    make_invoice(ids["post_credit"], "600", paid="600", credited="100", refunded="100",
+                 payment_status="partially_refunded", stripe_status="paid")
+    ids["draft_only"] = make_deal("250", owner=2, pipeline=11)
+    make_invoice(ids["draft_only"], "250", status="draft")
+    # Owner 1, pipeline 11, USD: overdue, and a void invoice (excluded everywhere).
+    ids["overdue"] = make_deal("2000", "USD", pipeline=11)
+    make_invoice(ids["overdue"], "2000", "USD", payment_status="overdue", due=past)
+    ids["void"] = make_deal("700", "USD", pipeline=11)
+    make_invoice(ids["void"], "700", "USD", payment_status="void", stripe_status="void")
+    # Outside the period (2025): only aging and "open today" see it.
+    ids["last_year"] = make_deal("50", "USD", won=dt.datetime(2025, 2, 1, tzinfo=dt.UTC))
+    make_invoice(ids["last_year"], "50", "USD", payment_status="overdue", due=NOW - 100 * DAY,
+                 pushed=dt.datetime(2025, 2, 2, tzinfo=dt.UTC))
+    # Not sold: lost.
+    make_deal("999", status="lost")
+    return ids
+
+
+def test_totals_per_currency(app, book):
+    with app.app_context():
+        s = queries.summary(filters(period="year"), NOW)
+    eur, usd = s.totals["EUR"], s.totals["USD"]
+    assert (eur.sold, eur.deals_won) == (D("3350"), 8)
+    assert (eur.invoiced, eur.invoices) == (D("3100"), 8)
+    assert eur.credited == D("500")  # 400 before payment + 100 after
+    assert eur.collected == D("2000")  # paid 2300 - refunded 200 (refund + credit note)
+    assert eur.outstanding == D("500")
+    assert eur.overdue == D("0")
+    assert (usd.sold, usd.deals_won) == (D("2700"), 2)  # the void invoice's deal was sold
+    assert (usd.invoiced, usd.invoices) == (D("2000"), 1)  # the void invoice is not
+    assert usd.collected == D("0")
+    assert usd.outstanding == usd.overdue == D("2000")
+    assert set(s.totals) == {"EUR", "USD"}  # never a mixed line
+
+
+def test_per_owner_and_pipeline(app, book):
+    with app.app_context():
+        s = queries.summary(filters(period="year"), NOW)
+    o1, o2 = s.by_owner[(1, "EUR")], s.by_owner[(2, "EUR")]
+    assert (o1.sold, o1.invoiced, o1.collected, o1.outstanding) == (
+        D("1800"), D("1800"), D("1300"), D("500"))
+    assert (o2.sold, o2.invoiced, o2.credited, o2.collected, o2.outstanding) == (
+        D("1550"), D("1300"), D("500"), D("700"), D("0"))
+    assert s.by_owner[(1, "USD")].overdue == D("2000")
+    p10, p11 = s.by_pipeline[(10, "EUR")], s.by_pipeline[(11, "EUR")]
+    assert (p10.sold, p10.invoiced, p10.credited, p10.collected) == (
+        D("2400"), D("2400"), D("100"), D("1800"))
+    assert (p11.sold, p11.invoiced, p11.credited, p11.collected) == (
+        D("950"), D("700"), D("400"), D("200"))
+    names = [(name, cur) for _, name, cur, _ in s.owner_rows()]
+    assert names == [("Olga Owner", "EUR"), ("Olga Owner", "USD"), ("Piet Seller", "EUR")]
+
+
+def test_filters_narrow_the_sums(app, book):
+    with app.app_context():
+        s = queries.summary(filters(owner="2", period="year"), NOW)
+        all_time = queries.summary(filters(period="all"), NOW)
+    assert set(s.totals) == {"EUR"} and s.totals["EUR"].sold == D("1550")
+    assert all_time.totals["USD"].invoiced == D("2050")  # last year's invoice too
+    assert all_time.dso("USD") is None  # no period, no DSO
+
+
+def test_aging_and_dso(app, book):
+    with app.app_context():
+        s = queries.summary(filters(period="year"), NOW)
+    aging = dict(s.aging_rows())
+    assert dict(aging["EUR"])["current"] == D("500")
+    usd = dict(aging["USD"])
+    assert usd["d31_60"] == D("2000") and usd["d90_plus"] == D("50")
+    assert sum(usd.values()) == s.receivable["USD"] == D("2050")
+    # 1 Jan to 15 Jun 2026: 166 days. EUR 500 / 3100 * 166 = 26.77; USD 2050 / 2000 * 166.
+    assert s.days == 166
+    assert s.dso("EUR") == D("26.8")
+    assert s.dso("USD") == D("170.2")
+
+
+def test_deal_paid_status(app, book):
+    with app.app_context():
+        f = filters(period="year")
+        rows = {r.id: r for r in queries.deals_page(f, NOW, page_size=100)}
+        statuses = {name: rows[i].status for name, i in book.items() if i in rows}
+        assert queries.deals_count(f, NOW) == 10
+    assert statuses == {
+        "paid": "paid", "partial": "partially_paid", "split": "partially_paid",
+        "open": "invoiced", "refunded": "refunded", "credited": "credited",
+        "post_credit": "refunded", "draft_only": "not_invoiced", "overdue": "overdue",
+        "void": "not_invoiced",
+    }
+    split = rows[book["split"]]
+    assert (split.invoiced, split.collected, split.outstanding) == (D("200"), D("100"), D("100"))
+
+
+def test_status_filter_uses_the_same_rule(app, book):
+    with app.app_context():
+        for status in ("partially_paid", "not_invoiced", "overdue", "paid"):
+            f = filters(period="year", status=status)
+            rows = queries.deals_page(f, NOW)
+            assert rows and {r.status for r in rows} == {status}
+            assert queries.deals_count(f, NOW) == len(rows)
+
+
+def test_deal_in_two_currencies_is_never_summed(app, people, make_deal, make_invoice):
+    deal = make_deal("300")
+    make_invoice(deal, "100", "EUR", paid="100", payment_status="paid", stripe_status="paid")
+    make_invoice(deal, "200", "USD")
+    with app.app_context():
+        (row,) = queries.deals_page(filters(period="year"), NOW)
+        positions = {p.currency: p for p in queries.positions(NOW, deal_id=deal)}
+    assert row.mixed
+    assert positions["EUR"].collected == D("100") and positions["USD"].outstanding == D("200")
+
+
+@pytest.mark.parametrize("days, bucket", [
+    (0, "current"), (1, "d1_30"), (30, "d1_30"), (31, "d31_60"), (60, "d31_60"),
+    (61, "d61_90"), (90, "d61_90"), (91, "d90_plus"),
+])
+def test_aging_boundaries(app, people, make_deal, make_invoice, days, bucket):
+    deal = make_deal("10")
+    make_invoice(deal, "10.01", payment_status="overdue" if days else "open",
+                 due=NOW - days * DAY)
+    with app.app_context():
+        s = queries.summary(filters(period="all"), NOW)
+    buckets = dict(dict(s.aging_rows())["EUR"])
+    assert buckets.pop(bucket) == D("10.01")
+    assert set(buckets.values()) == {D("0")}
+
+
+def test_exact_sums_do_not_drift(app, people, make_deal, make_invoice):
+    """0.1 + 0.2 style amounts, many times: exact to the cent on SQLite too."""
+    deal = make_deal("0.10")
+    for _ in range(30):
+        make_invoice(deal, "0.10", paid="0.10", payment_status="paid", stripe_status="paid")
+        make_invoice(deal, "0.20", remaining="0.20", due=NOW + DAY)
+    with app.app_context():
+        s = queries.summary(filters(period="all"), NOW)
+    eur = s.totals["EUR"]
+    assert eur.invoiced == D("9.00") and eur.collected == D("3.00")
+    assert eur.outstanding == D("6.00")
+    assert isinstance(eur.invoiced, Decimal)
+
+
+def test_three_decimal_and_zero_decimal_currencies(app, people, make_deal, make_invoice):
+    kwd = make_deal("1.250", "KWD")
+    make_invoice(kwd, "1.250", "KWD", paid="1.250", payment_status="paid", stripe_status="paid")
+    jpy = make_deal("1200", "JPY")
+    make_invoice(jpy, "1200", "JPY", due=NOW + DAY)
+    with app.app_context():
+        s = queries.summary(filters(period="all"), NOW)
+    assert s.totals["KWD"].collected == D("1.250")
+    assert queries.exact_text(s.totals["KWD"].collected, "KWD") == "1.250"
+    assert queries.exact_text(s.totals["JPY"].outstanding, "JPY") == "1200"
