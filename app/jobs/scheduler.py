@@ -44,6 +44,7 @@ def scheduled(job_id: str) -> Callable[[], object]:
 
         execute(job_id, trigger="schedule")
 
+    run.job_id = job_id  # a recorded job that "Run now" can queue too
     return run
 
 
@@ -107,6 +108,10 @@ class LeaderLock:
 
     def release(self) -> None:
         if self._conn is not None:
+            # The connection goes back to the pool: the session lock must be released
+            # explicitly or the next user of that connection would still hold it.
+            self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            self._conn.commit()
             self._conn.close()
             self._conn = None
         if self._fh is not None:

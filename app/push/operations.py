@@ -334,7 +334,7 @@ class _Run:
         step.result = {"source": resolved.source}
         if resolved.contact:
             enqueue_contact_customer(*resolved.contact, resolved.customer_id,
-                                     invoice_id=self.invoice.id)
+                                     invoice_id=self.invoice.id, deal_id=self.invoice.deal_id)
 
     def tax_rates(self, step: PushStep) -> None:
         step.result = {"ids": ensure_tax_rates(self.calls, self.invoice, self.totals)}

@@ -38,7 +38,10 @@ def index():
     now = utcnow()
     f, options = _filters(now)
     s = queries.summary(f, now)
-    total = queries.deals_count(f, now)
+    # Without a paid-status filter the list is exactly the won deals the summary counted.
+    total = (
+        queries.deals_count(f, now) if f.status else sum(g.deals_won for g in s.totals.values())
+    )
     context = dict(
         f=f,
         options=options,

@@ -146,7 +146,8 @@ def _invoiced_stage(invoice: Invoice) -> int | None:
 
 
 def enqueue_contact_customer(entity: str, entity_id: int, customer_id: str, *,
-                             invoice_id: int | None = None) -> WritebackItem | None:
+                             invoice_id: int | None = None,
+                             deal_id: int | None = None) -> WritebackItem | None:
     """Store the Stripe customer id on the organization (or person), unless it is there."""
     model = PdOrganization if entity == "organization" else PdPerson
     target = resolve(CONTACT_TARGETS[entity])
@@ -160,7 +161,8 @@ def enqueue_contact_customer(entity: str, entity_id: int, customer_id: str, *,
         if (snapshot.custom_fields or {}).get(field.field_code) == customer_id:
             return None
     return enqueue("contact_customer", f"{entity}:{entity_id}:customer:{customer_id}", entity,
-                   entity_id, {"stripe_customer_id": customer_id}, invoice_id=invoice_id)
+                   entity_id, {"stripe_customer_id": customer_id}, invoice_id=invoice_id,
+                   deal_id=deal_id)
 
 
 # -- sending --------------------------------------------------------------------------
