@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.types import JSONType, UTCDateTime, utcnow
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Money = Numeric(20, 6)  # Pipedrive amounts in major units; KWD has 3 decimals, prices may have more
 Qty = Numeric(20, 6)
 
@@ -112,7 +113,12 @@ class PdPerson(db.Model):
 class PdDeal(db.Model):
     __tablename__ = "pd_deal"
     __table_args__ = (
-        Index("ix_pd_deal_queue", "ready", "won_time", "id"),
+        # The queue reads ready deals in one of four orders, LIMIT 51: an index per order.
+        Index("ix_pd_deal_queue_won", "ready", "won_sort", "id"),
+        Index("ix_pd_deal_queue_value", "ready", "value", "id"),
+        Index("ix_pd_deal_queue_title", "ready", "title", "id"),
+        Index("ix_pd_deal_queue_updated", "ready", "update_sort", "id"),
+        Index("ix_pd_deal_queue_currency", "ready", "currency"),
         Index("ix_pd_deal_pipeline_stage", "pipeline_id", "stage_id"),
         Index("ix_pd_deal_owner", "owner_id"),
         Index("ix_pd_deal_update_time", "update_time"),
@@ -134,6 +140,9 @@ class PdDeal(db.Model):
     update_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, comment="Pipedrive's")
     custom_fields: Mapped[dict] = mapped_column(JSONType, default=dict)
     # Derived at upsert, so the queue filters and sorts on plain indexed columns.
+    # Sort keys are never NULL (databases disagree on where NULLs sort).
+    won_sort: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=lambda: EPOCH)
+    update_sort: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=lambda: EPOCH)
     billing_email: Mapped[str | None] = mapped_column(String(254))
     product_count: Mapped[int] = mapped_column(Integer, default=0)
     has_recurring: Mapped[bool] = mapped_column(Boolean, default=False)

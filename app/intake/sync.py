@@ -29,6 +29,7 @@ from app.audit.operations import record
 from app.extensions import db
 from app.intake.mapping import FieldResolver
 from app.intake.models import (
+    EPOCH,
     BillingRule,
     DealChange,
     PdDeal,
@@ -311,6 +312,8 @@ def finish_deal(deal: PdDeal, rules: Rules, resolver: FieldResolver) -> None:
     deal.has_recurring = any(p.recurring for p in enabled)
     deal.has_installments = bool(deal.installments)
     deal.ready = rules.ready(deal)
+    deal.won_sort = deal.won_time or EPOCH
+    deal.update_sort = deal.update_time or deal.add_time or EPOCH
     deal.search_text = " ".join(
         x
         for x in (

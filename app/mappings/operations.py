@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import FieldMapping, PdField
+from app.mappings.options import enum_option  # noqa: F401 - part of this module's interface
 from app.mappings.purposes import (
     ENTITIES,
     KIND_WORDS,
@@ -455,21 +456,3 @@ def create_field(client: PipedriveClient, purpose: Purpose, entity: str | None,
             raise
         raise MappingError({"new_name": exc.errors.get("field", str(exc))}) from None
     return f, created
-
-
-# -- for the write-back -------------------------------------------------------------------
-
-
-def enum_option(purpose_key: str, value: str | None) -> int | None:
-    """The option id an enum-mapped purpose writes for a desk value (a payment state,
-    by key or by its words, e.g. "partially_paid" or "Partially paid"); None if unmapped."""
-    if value in (None, ""):
-        return None
-    row = mapping_row(purpose_key)
-    options_map = (row.options_map or {}) if row is not None else {}
-    if value in options_map:
-        return options_map[value]
-    for state, words in PAYMENT_STATES.items():
-        if _norm(words) == _norm(value) and state in options_map:
-            return options_map[state]
-    return None

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import load_only
 
 from app.extensions import db
 from app.intake.models import PdDeal, PdOrganization, PdPerson, PdPipeline, PdUser
@@ -28,12 +29,27 @@ FLAGS = {
     "drifted": "Changed since its draft",
 }
 SORTS = {
-    "won": (PdDeal.won_time, "Won date"),
+    "won": (PdDeal.won_sort, "Won date"),
     "value": (PdDeal.value, "Value"),
     "title": (PdDeal.title, "Title"),
-    "updated": (PdDeal.update_time, "Last change"),
+    "updated": (PdDeal.update_sort, "Last change"),
 }
 PAGE_SIZE = 50
+ROW_COLUMNS = (
+    "id",
+    "title",
+    "value",
+    "currency",
+    "status",
+    "won_time",
+    "won_sort",
+    "update_sort",
+    "product_count",
+    "billing_email",
+    "has_recurring",
+    "has_installments",
+    "pipeline_id",
+)
 
 
 @dataclass
@@ -119,6 +135,8 @@ def queue_page(f: QueueFilters, page_size: int = PAGE_SIZE):
     col, _label = SORTS[f.sort]
     q = (
         select(PdDeal, PdOrganization.name, PdPerson.name, PdUser.name, PdPipeline.name)
+        # Only what the row shows (not the custom fields' JSON or the search text).
+        .options(load_only(*(getattr(PdDeal, c) for c in ROW_COLUMNS)))
         .outerjoin(PdOrganization, PdOrganization.id == PdDeal.org_id)
         .outerjoin(PdPerson, PdPerson.id == PdDeal.person_id)
         .outerjoin(PdUser, PdUser.id == PdDeal.owner_id)
@@ -131,18 +149,16 @@ def queue_page(f: QueueFilters, page_size: int = PAGE_SIZE):
         if key is None:
             f.errors["after"] = "That page link is no longer valid; showing the first page."
         else:
+            # Row-value comparison: both databases walk the (ready, key, id) index.
             value, ident = key
-            if value is None:
-                # NULL sort values come last in both directions here.
-                q = q.where(col.is_(None), PdDeal.id > ident)
-            elif f.direction == "desc":
-                q = q.where(or_(col < value, and_(col == value, PdDeal.id < ident), col.is_(None)))
+            if f.direction == "desc":
+                q = q.where(tuple_(col, PdDeal.id) < tuple_(value, ident))
             else:
-                q = q.where(or_(col > value, and_(col == value, PdDeal.id > ident), col.is_(None)))
+                q = q.where(tuple_(col, PdDeal.id) > tuple_(value, ident))
     if f.direction == "desc":
-        q = q.order_by(col.is_(None), col.desc(), PdDeal.id.desc())
+        q = q.order_by(col.desc(), PdDeal.id.desc())
     else:
-        q = q.order_by(col.is_(None), col.asc(), PdDeal.id.asc())
+        q = q.order_by(col.asc(), PdDeal.id.asc())
     rows = db.session.execute(q.limit(page_size + 1)).all()
     more = len(rows) > page_size
     rows = rows[:page_size]

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import BillingRule, PdPipeline, PdProduct, PdStage
-from app.intake.sync import recompute_ready, set_rule
+from app.intake.sync import recompute_ready, refresh_metadata, set_rule
 from app.money import STRIPE_CURRENCIES
 from app.rules.models import (
     COLLECTION_METHODS,
@@ -46,6 +46,13 @@ class RuleInputError(ValueError):
 
 
 # -- ready to bill, per pipeline ---------------------------------------------------------
+
+
+def reload_from_pipedrive(client) -> dict[str, int]:
+    """Pipelines, stages, users, field definitions and products, read again now."""
+    counts = refresh_metadata(client)
+    record("pipedrive_metadata.reload", "pipedrive_metadata", "all", None, counts)
+    return counts
 
 
 def stages_of(pipeline_id: int) -> list[PdStage]:

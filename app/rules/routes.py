@@ -16,7 +16,6 @@ from app.approvals.workflow import current_policy
 from app.auth.permissions import requires
 from app.extensions import db
 from app.intake.models import BillingRule, PdPipeline, PdProduct
-from app.intake.sync import refresh_metadata
 from app.money import STRIPE_CURRENCIES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
@@ -76,7 +75,7 @@ def index():
 @requires("rules.manage")
 def reload():
     try:
-        counts = refresh_metadata(pipedrive_client())
+        counts = ops.reload_from_pipedrive(pipedrive_client())
     except PipedriveError as exc:
         db.session.rollback()
         flash(f"Pipelines and products could not be read from Pipedrive: {exc}", "error")

@@ -232,7 +232,7 @@ def _rows(groups: dict, names: dict, nobody: str):
 
 
 def summary(f: SalesFilters, now: dt.datetime) -> Summary:
-    """Everything the summary page shows: two scans, one of deals, one of invoices."""
+    """Everything the summary page shows: deals won, invoices issued, invoices open."""
     out = Summary(days=f.days)
     conds = _deal_filters(f)
 
@@ -249,43 +249,45 @@ def summary(f: SalesFilters, now: dt.datetime) -> Summary:
     for owner, pipeline, currency, sold, n in db.session.execute(sold_q):
         groups[(owner, pipeline, currency)] = Figures(sold=micro(sold), deals_won=n)
 
-    in_period = _period(Invoice.pushed_at, f)
-    overdue = is_overdue(now)
-    is_open = Invoice.amount_remaining > 0
-    aging = aging_conditions(now)
-
-    def when(cond, value):
-        return exact_sum(case((cond, value), else_=0))
-
+    # Invoices issued in the period, per owner, pipeline and currency.
     inv_q = (
         select(
             PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency,
-            when(in_period, Invoice.total),
-            func.sum(case((in_period, 1), else_=0)),
-            when(in_period, Invoice.amount_credited),
-            when(in_period, Invoice.amount_paid - Invoice.amount_refunded),
-            when(in_period, Invoice.amount_remaining),
-            when(and_(in_period, overdue), Invoice.amount_remaining),
-            when(is_open, Invoice.amount_remaining),
-            *(when(and_(is_open, cond), Invoice.amount_remaining) for cond in aging.values()),
+            exact_sum(Invoice.total), func.count(), exact_sum(Invoice.amount_credited),
+            exact_sum(Invoice.amount_paid - Invoice.amount_refunded),
+            exact_sum(Invoice.amount_remaining),
+            exact_sum(case((is_overdue(now), Invoice.amount_remaining), else_=0)),
         )
         .select_from(Invoice)
         .outerjoin(PdDeal, PdDeal.id == Invoice.deal_id)
-        .where(in_stripe(), *conds)
+        .where(in_stripe(), _period(Invoice.pushed_at, f), *conds)
         .group_by(PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency)
     )
     for row in db.session.execute(inv_q):
-        owner, pipeline, currency, invoiced, n, credited, collected, remaining, late, *rest = row
+        owner, pipeline, currency, invoiced, n, credited, collected, remaining, late = row
         g = groups.setdefault((owner, pipeline, currency), Figures())
         g.invoiced, g.invoices = micro(invoiced), int(n or 0)
         g.credited, g.collected = micro(credited), micro(collected)
         g.outstanding, g.overdue = micro(remaining), micro(late)
-        receivable, buckets = micro(rest[0]), [micro(v) for v in rest[1:]]
-        out.receivable[currency] = out.receivable.get(currency, ZERO) + receivable
-        if receivable:
-            per = out.aging.setdefault(currency, dict.fromkeys(AGING_BUCKETS, ZERO))
-            for key, amount in zip(AGING_BUCKETS, buckets, strict=True):
-                per[key] += amount
+
+    # Every open invoice today, whatever the period: aging and DSO's receivables.
+    aging = aging_conditions(now)
+    open_q = (
+        select(
+            Invoice.currency, exact_sum(Invoice.amount_remaining),
+            *(exact_sum(case((cond, Invoice.amount_remaining), else_=0))
+              for cond in aging.values()),
+        )
+        .where(in_stripe(), Invoice.amount_remaining > 0)
+        .group_by(Invoice.currency)
+    )
+    if conds:  # the deal's owner or pipeline: only then is the join needed
+        open_q = open_q.join(PdDeal, PdDeal.id == Invoice.deal_id).where(*conds)
+    for currency, receivable, *buckets in db.session.execute(open_q):
+        out.receivable[currency] = micro(receivable)
+        out.aging[currency] = {
+            key: micro(amount) for key, amount in zip(AGING_BUCKETS, buckets, strict=True)
+        }
 
     # Roll the (owner, pipeline, currency) groups up: a handful of exact Decimals.
     by_owner: dict = defaultdict(Figures)

@@ -2,9 +2,10 @@
 
 Only amounts and dates: the sales role sees whether and when a customer paid, never
 how (no card, bank or payment-method details, which the raw Stripe events carry).
-Refunds and credit notes come from the stored Stripe events; when the invoice's
-amounts say more was refunded or credited than the events explain (events older than
-the desk, or never stored), the rest is shown as one entry without a date.
+Payments come from the stored payment rows, refunds and credit notes from the stored
+Stripe events; when the invoice's amounts say more was paid, refunded or credited
+than those explain (older than the desk, or never stored), the rest is shown as one
+entry, dated when Stripe gave a date (the last payment) and otherwise undated.
 """
 
 from __future__ import annotations
@@ -68,9 +69,7 @@ def build(invoices: list[Invoice], now: dt.datetime) -> list[Entry]:
                 Entry(inv.due_at, "due", f"{name} {'was due' if late else 'due'}", inv,
                       inv.amount_remaining if late else None)
             )
-        for p in by_invoice.get(inv.id, []):
-            if p.amount and p.amount > 0:
-                entries.append(Entry(p.paid_at, "payment", f"Payment on {name}", inv, p.amount))
+        entries += _payments(inv, name, by_invoice.get(inv.id, []))
         entries += _refunds(inv, name, by_invoice.get(inv.id, []))
         entries += _credit_notes(inv, name)
         if inv.stripe_status == "void":
@@ -78,6 +77,20 @@ def build(invoices: list[Invoice], now: dt.datetime) -> list[Entry]:
     last = dt.datetime.max.replace(tzinfo=dt.UTC)
     entries.sort(key=lambda e: (e.at or last, e.invoice.id))
     return entries
+
+
+def _payments(inv: Invoice, name: str, payments: list[StripePayment]) -> list[Entry]:
+    out = [
+        Entry(p.paid_at, "payment", f"Payment on {name}", inv, p.amount)
+        for p in payments
+        if p.amount and p.amount > 0
+    ]
+    rest = (inv.amount_paid or ZERO) - sum((e.amount for e in out), ZERO)
+    if rest > 0:  # paid in Stripe, payment rows not (yet) stored: Stripe's last paid time
+        when = inv.last_payment_at
+        text = f"Payment on {name}" + ("" if when else " (date not recorded)")
+        out.append(Entry(when, "payment", text, inv, rest))
+    return out
 
 
 def _refunds(inv: Invoice, name: str, payments: list[StripePayment]) -> list[Entry]:

@@ -18,6 +18,25 @@ depends_on = None
 
 
 def upgrade():
+    # The queue's sort keys: never NULL, one index per order (backfilled from the snapshot).
+    # The epoch default is written the way each database stores an aware UTC time.
+    epoch = ("1970-01-01 00:00:00+00" if op.get_bind().dialect.name == "postgresql"
+             else "1970-01-01 00:00:00.000000")
+    with op.batch_alter_table('pd_deal', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('won_sort', sa.DateTime(timezone=True), nullable=False,
+                                      server_default=epoch))
+        batch_op.add_column(sa.Column('update_sort', sa.DateTime(timezone=True), nullable=False,
+                                      server_default=epoch))
+    op.execute("UPDATE pd_deal SET won_sort = won_time WHERE won_time IS NOT NULL")
+    op.execute("UPDATE pd_deal SET update_sort = COALESCE(update_time, add_time, won_sort)")
+    with op.batch_alter_table('pd_deal', schema=None) as batch_op:
+        batch_op.drop_index('ix_pd_deal_queue')
+        batch_op.create_index('ix_pd_deal_queue_won', ['ready', 'won_sort', 'id'], unique=False)
+        batch_op.create_index('ix_pd_deal_queue_value', ['ready', 'value', 'id'], unique=False)
+        batch_op.create_index('ix_pd_deal_queue_title', ['ready', 'title', 'id'], unique=False)
+        batch_op.create_index('ix_pd_deal_queue_updated', ['ready', 'update_sort', 'id'],
+                              unique=False)
+        batch_op.create_index('ix_pd_deal_queue_currency', ['ready', 'currency'], unique=False)
     op.create_table('pd_product',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -141,6 +160,15 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('pd_deal', schema=None) as batch_op:
+        batch_op.drop_index('ix_pd_deal_queue_currency')
+        batch_op.drop_index('ix_pd_deal_queue_updated')
+        batch_op.drop_index('ix_pd_deal_queue_title')
+        batch_op.drop_index('ix_pd_deal_queue_value')
+        batch_op.drop_index('ix_pd_deal_queue_won')
+        batch_op.create_index('ix_pd_deal_queue', ['ready', 'won_time', 'id'], unique=False)
+        batch_op.drop_column('update_sort')
+        batch_op.drop_column('won_sort')
     with op.batch_alter_table('pd_product', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pd_product_code'))
     op.drop_table('pd_product')

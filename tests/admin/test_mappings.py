@@ -154,7 +154,7 @@ def test_a_key_or_an_unknown_name_is_refused(app, synced, admin):
 
 
 def test_enum_status_maps_each_payment_state_to_an_option(app, synced, admin):
-    from app.mappings.operations import enum_option
+    from app.mappings.options import enum_option
 
     labels = ["Open", "Paid", "Overdue", "Partly paid", "Problem", "Closed"]
     field = _sandbox_post(synced, "/api/v2/dealFields", {

@@ -222,3 +222,21 @@ def test_page_links_the_approval_policy(app, admin):
     assert 'id="four-eyes-now">on<' in html
     admin_index = admin.get("/admin/").get_data(as_text=True)
     assert 'href="/admin/rules/"' in admin_index and 'href="/admin/mappings/"' in admin_index
+
+
+def test_reload_brings_new_products_to_choose_from(app, synced, admin):
+    import requests
+
+    resp = requests.post(f"{synced.url}/api/v2/products", headers=synced.headers(),
+                         json={"name": "Event ticket", "code": "BD-EVENT"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    refused = admin.post("/admin/rules/products", {"code": "BD-EVENT",
+                                                   "stripe_product_id": "prod_Event01"})
+    assert refused.status_code == 400
+    assert admin.post("/admin/rules/reload").status_code == 303
+    page = admin.get("/admin/rules/").get_data(as_text=True)
+    assert "Event ticket (BD-EVENT)" in page
+    assert admin.post("/admin/rules/products", {"code": "BD-EVENT",
+                                                "stripe_product_id": "prod_Event01"}
+                      ).status_code == 303
+    assert _actions(app, "pipedrive_metadata") == ["pipedrive_metadata.reload"]

@@ -72,7 +72,8 @@ def test_bad_filters_are_shown_next_to_the_field(client, make_user, login, two_d
 ])
 def test_sales_role_reaches_sales_only(client, make_user, login, path, status):
     login(make_user("sales"))
-    assert client.get(path).status_code == status
+    with client.get(path) as resp:
+        assert resp.status_code == status
 
 
 @pytest.mark.parametrize("role, status", [
@@ -81,7 +82,8 @@ def test_sales_role_reaches_sales_only(client, make_user, login, path, status):
 def test_who_sees_the_sales_pages(client, make_user, login, role, status):
     login(make_user(role))
     assert client.get("/sales/").status_code == status
-    assert client.get("/sales/export/deals.csv").status_code == status
+    with client.get("/sales/export/deals.csv") as resp:  # closes the stream
+        assert resp.status_code == status
 
 
 def test_deal_page_timeline_without_payment_details(app, client, make_user, login, two_deals):
@@ -168,3 +170,18 @@ def test_csv_cells_cannot_start_a_formula(app, client, make_user, login, people,
     login(make_user("sales"))
     body = client.get("/sales/export/deals.csv?period=all").get_data(as_text=True)
     assert "'=HYPERLINK" in body and ",=HYPERLINK" not in body
+
+
+def test_timeline_falls_back_to_the_invoice_amounts(app, client, make_user, login, people,
+                                                    make_deal, make_invoice):
+    """Paid, refunded and credited in Stripe, but no payment rows or events stored."""
+    deal = make_deal("500")
+    make_invoice(deal, "500", paid="500", refunded="20", credited="30",
+                 payment_status="partially_refunded", stripe_status="paid")
+    login(make_user("finance"))
+    html = client.get(f"/sales/deals/{deal}").get_data(as_text=True)
+    timeline = html.split('id="deal-timeline"')[1].split("</ol>")[0]
+    undated = timeline.split("Date not recorded")[1:]
+    assert len(undated) == 3
+    assert [("EUR 500.00" in u, "EUR 20.00" in u, "EUR 30.00" in u) for u in undated] == [
+        (True, False, False), (False, True, False), (False, False, True)]
