@@ -25,7 +25,9 @@ PAGE_SIZE = 50
 
 
 def _invoice(invoice_id: int) -> Invoice:
-    return db.session.get(Invoice, invoice_id) or abort(404)
+    invoice = db.session.get(Invoice, invoice_id) or abort(404)
+    invoice.status_when_loaded = invoice.status  # an edit may send it back to draft
+    return invoice
 
 
 def _line(invoice: Invoice, line_id: int) -> InvoiceLine:
@@ -116,9 +118,11 @@ def create_drafts():
     return render_template("invoices/created.html", results=results)
 
 
-def _editor_context(invoice: Invoice, **extra) -> dict:
-    totals = for_invoice(invoice)
-    deal = db.session.get(PdDeal, invoice.deal_id)
+def _editor_context(invoice: Invoice, *, full: bool = True, **extra) -> dict:
+    """What the editor's templates need. Fragments (full=False) skip the drift check,
+    which reads the whole deal, and reuse the totals the edit just computed."""
+    totals = getattr(invoice, "computed_totals", None) or for_invoice(invoice)
+    deal = db.session.get(PdDeal, invoice.deal_id) if full else None
     ctx = dict(
         invoice=invoice,
         totals=totals,
@@ -153,11 +157,20 @@ def _conflict_or_refused(invoice: Invoice, exc: Exception, template: str, **ctx)
 
 
 def _after_edit(invoice: Invoice, template: str, **ctx):
-    db.session.commit()
     if _is_fragment():
-        body = render_template(template, oob_totals=True, **_editor_context(invoice, **ctx))
+        # Rendered from the flushed state before the commit, so nothing is reloaded;
+        # if the commit fails, the error handler rolls back and nothing is shown as saved.
+        changed = invoice.status != getattr(invoice, "status_when_loaded", invoice.status)
+        body = render_template(
+            template,
+            oob_totals=True,
+            status_changed=changed,
+            **_editor_context(invoice, full=False, **ctx),
+        )
+        db.session.commit()
         # The timeline and the status heading refresh themselves on this event.
         return body, 200, {"HX-Trigger": "invoice-changed"}
+    db.session.commit()
     return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
 
 
