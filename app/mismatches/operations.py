@@ -17,13 +17,14 @@ from app.audit.operations import record
 from app.extensions import db
 from app.mismatches.models import Mismatch
 from app.mismatches.rules import ALL_RULES
-from app.types import json_safe, utcnow
+from app.types import utcnow
 
 BATCH = 2000
 
 
 def _hash(facts: dict) -> str:
-    return hashlib.sha256(json.dumps(json_safe(facts), sort_keys=True).encode()).hexdigest()
+    # Rules build their facts from strings and ints only (amounts as exact strings).
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def recompute() -> dict:
@@ -51,7 +52,7 @@ def recompute() -> dict:
                 continue
             seen.add(key)
             counts["open"] += 1
-            facts = json_safe(hit.facts)
+            facts = hit.facts
             digest = _hash(facts)
             values = {
                 "severity": hit.severity,
