@@ -24,7 +24,6 @@ from app.intake.models import (
     SyncState,
 )
 from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
-from app.push.models import PushBatch, PushJob, PushStep, StripeCustomerLink, StripeTaxRate
 from app.mismatches.models import Mismatch
 from app.payments.models import (
     ForeignStripeInvoice,
@@ -34,20 +33,54 @@ from app.payments.models import (
     StripeEvent,
     StripePayment,
 )
+from app.push.models import PushBatch, PushJob, PushStep, StripeCustomerLink, StripeTaxRate
 from app.rules.models import BillingDefaults, ProductMapping, TaxMapping
 from app.users.models import UserInvite
 from app.writeback.models import WritebackItem
 
 __all__ = [
-    "ForeignStripeInvoice", "InvoiceStripeState", "JobSchedule", "Mismatch",
-    "StripeCustomerSeen", "StripeEvent", "StripePayment",
-    "ApprovalPolicy", "ApprovalThreshold",
-    "BillingDefaults", "ProductMapping", "TaxMapping",
-    "Invoice", "InvoiceDiscount", "InvoiceLine",
-    "PushBatch", "PushJob", "PushStep", "StripeCustomerLink", "StripeTaxRate", "WritebackItem",
-    "Setting", "UserInvite",
-    "AuditEntry", "BillingRule", "DealChange", "FieldMapping", "LoginFailure", "PdDeal",
-    "PdDealDiscount", "PdDealProduct", "PdField", "PdInstallment", "PdOrganization", "PdPerson",
-    "PdPipeline", "PdProduct", "PdStage", "PdUser", "PipedriveWebhookEvent", "SyncRun", "SyncState", "User",
+    "ForeignStripeInvoice",
+    "InvoiceStripeState",
+    "JobSchedule",
+    "Mismatch",
+    "StripeCustomerSeen",
+    "StripeEvent",
+    "StripePayment",
+    "ApprovalPolicy",
+    "ApprovalThreshold",
+    "BillingDefaults",
+    "ProductMapping",
+    "TaxMapping",
+    "Invoice",
+    "InvoiceDiscount",
+    "InvoiceLine",
+    "PushBatch",
+    "PushJob",
+    "PushStep",
+    "StripeCustomerLink",
+    "StripeTaxRate",
+    "WritebackItem",
+    "Setting",
+    "UserInvite",
+    "AuditEntry",
+    "BillingRule",
+    "DealChange",
+    "FieldMapping",
+    "LoginFailure",
+    "PdDeal",
+    "PdDealDiscount",
+    "PdDealProduct",
+    "PdField",
+    "PdInstallment",
+    "PdOrganization",
+    "PdPerson",
+    "PdPipeline",
+    "PdProduct",
+    "PdStage",
+    "PdUser",
+    "PipedriveWebhookEvent",
+    "SyncRun",
+    "SyncState",
+    "User",
     "UserRole",
 ]

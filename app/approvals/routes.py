@@ -25,7 +25,7 @@ from app.auth.permissions import requires
 from app.extensions import db
 from app.invoices.models import Invoice
 from app.money import format_money
-from app.web.layout import has_endpoint, register_nav_count
+from app.web.layout import has_endpoint, register_nav_count, wants_fragment
 
 bp = Blueprint("approvals", __name__)
 policy_bp = Blueprint("approval_policy", __name__, url_prefix="/admin/approvals")
@@ -62,7 +62,7 @@ register_nav_count("approvals.inbox", lambda: workflow.awaiting_count(current_us
 
 def _fragment() -> bool:
     """An htmx request for a piece of a page (not a boosted link or form)."""
-    return bool(request.htmx) and not request.htmx.boosted
+    return wants_fragment()
 
 
 def invoice_url(invoice_id: int) -> str:

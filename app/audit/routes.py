@@ -9,7 +9,7 @@ from app.audit.models import AuditEntry
 from app.audit.operations import changes, verify_chain
 from app.auth.permissions import requires
 from app.extensions import db
-from app.web.layout import user_zone
+from app.web.layout import user_zone, wants_fragment
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -67,7 +67,7 @@ def index():
     more = len(entries) > size
     entries = entries[:size]
     rows = [(e, changes(e.before, e.after)) for e in entries]
-    fragment = request.htmx and not request.htmx.boosted
+    fragment = wants_fragment()
     template = "audit/_results.html" if fragment else "audit/index.html"
     return render_template(
         template,

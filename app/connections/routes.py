@@ -22,6 +22,7 @@ from app.connections import checks, store
 from app.connections.forms import PipedriveForm, StripeForm, http_url, normalise_base_url
 from app.connections.oauth import OAuthError, authorize_url, exchange_code, oauth_base
 from app.extensions import db
+from app.web.layout import wants_fragment
 
 bp = Blueprint("connections", __name__, url_prefix="/admin/connections")
 
@@ -166,7 +167,7 @@ def forget(name: str):
 
 
 def _result(kind: str, result: checks.CheckResult):
-    if request.htmx and not request.htmx.boosted:
+    if wants_fragment():
         return render_template("connections/_check.html", kind=kind, result=result)
     return _page(**{f"{kind}_result": result})
 

@@ -12,6 +12,7 @@ from app.jobs.queue import request_job
 from app.jobs.scheduler import JOBS
 from app.payments.models import JobSchedule
 from app.types import utcnow
+from app.web.layout import wants_fragment
 
 bp = Blueprint("health", __name__)
 
@@ -34,7 +35,7 @@ def index():
     alive = heartbeat is not None and utcnow() - heartbeat < dt.timedelta(seconds=60)
     states = {s.name: s for s in db.session.execute(select(SyncState)).scalars()}
     template = (
-        "health/_runs.html" if request.htmx and not request.htmx.boosted else "health/index.html"
+        "health/_runs.html" if wants_fragment() else "health/index.html"
     )
     return render_template(
         template,

@@ -18,7 +18,7 @@ from app.invoices.validation import parse_billto, parse_discount, parse_line, pa
 from app.money import STRIPE_CURRENCIES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
-from app.web.layout import user_zone
+from app.web.layout import user_zone, wants_fragment
 
 bp = Blueprint("invoices", __name__)
 PAGE_SIZE = 50
@@ -47,7 +47,7 @@ def _seen_version():
 
 
 def _is_fragment() -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
+    return wants_fragment()
 
 
 @bp.route("/invoices/")

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.mismatches.models import Mismatch
 from app.mismatches.operations import acknowledge, open_count
 from app.mismatches.rules import ACTIONS, RULES
-from app.web.layout import register_nav_count
+from app.web.layout import register_nav_count, wants_fragment
 
 bp = Blueprint("mismatches", __name__)
 register_nav_count("mismatches.index", open_count)
@@ -65,7 +65,7 @@ def index():
         )
     template = (
         "mismatches/_board.html"
-        if request.htmx and not request.htmx.boosted
+        if wants_fragment()
         else "mismatches/index.html"
     )
     return render_template(

@@ -17,6 +17,7 @@ from app.intake.models import (
 )
 from app.intake.operations import last_sync, request_sync
 from app.queue.query import QueueFilters, deal_flags, filter_options, queue_count, queue_page
+from app.web.layout import wants_fragment
 
 bp = Blueprint("queue", __name__)
 
@@ -42,7 +43,7 @@ def index():
         total=queue_count(f),
         options=filter_options(),
     )
-    if request.htmx and not request.htmx.boosted:
+    if wants_fragment():
         target = request.htmx.target or ""
         if target == "queue-rows" and f.after:
             return render_template("queue/_rows.html", **context)

@@ -108,3 +108,12 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+
+
+def wants_fragment() -> bool:
+    """An htmx request for part of a page (not a boosted navigation, not a history restore,
+    both of which need the whole page)."""
+    from flask import request
+
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request

@@ -194,7 +194,7 @@ def test_inbox_lists_what_i_may_approve_with_a_count_in_the_navigation(
     # Finance has no inbox and no count.
     client.delete_cookie("session")
     login(preparer)
-    assert "nav-count" not in client.get("/").get_data(as_text=True)
+    assert "nav-count-approvals-inbox" not in client.get("/").get_data(as_text=True)
 
 
 def test_bulk_approve_shows_each_result(app, client, make_user, login, make_invoice):
