@@ -143,9 +143,11 @@ def _build() -> dict[str, Purpose]:
                 ("organization", "person", "deal"), "address",
                 "Where the invoice is addressed.", defaults=[("organization", "Address")]),
     ]
-    items += [_writeback(k, t, "Written on the deal when its invoice is in Stripe.")
+    items += [_writeback(k, t, "Written on the deal when Stripe reports a payment fact."
+                         if k in PAYMENT_TARGETS else
+                         "Written on the deal when its invoice is in Stripe.")
               for k, t in DEAL_TARGETS.items()]
-    # Once app.writeback adopts the payment targets, they come from DEAL_TARGETS.
+    # The payment targets come from DEAL_TARGETS where app.writeback lists them.
     items += [_writeback(k, t, "Written on the deal when Stripe reports a payment fact.")
               for k, t in PAYMENT_TARGETS.items() if k not in DEAL_TARGETS]
     items += [

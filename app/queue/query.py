@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import exists, func, select, tuple_
 from sqlalchemy.orm import load_only
 
 from app.extensions import db
@@ -169,8 +169,15 @@ def queue_page(f: QueueFilters, page_size: int = PAGE_SIZE):
     return rows, next_token
 
 
+def _not_invoiced():
+    """Deals already billed (an invoice in Stripe or on its way) leave the queue."""
+    from app.invoices.models import Invoice
+
+    return ~exists().where(Invoice.deal_id == PdDeal.id, Invoice.status.in_(("pushing", "pushed")))
+
+
 def _conditions(f: QueueFilters) -> list:
-    conds = []
+    conds = [_not_invoiced()]
     if f.q:
         like = f"%{f.q.lower()}%"
         conds.append(PdDeal.search_text.like(like))

@@ -151,3 +151,23 @@ def test_deal_page_shows_snapshot_history_and_contact(app, client, make_user, lo
 def test_sales_cannot_see_the_queue(client, make_user, login, synced):
     login(make_user("sales"))
     assert client.get("/queue/").status_code == 403
+
+
+def test_a_deal_billed_in_stripe_leaves_the_queue(app, client, make_user, login, synced):
+    from decimal import Decimal
+
+    from app.invoices.models import Invoice
+
+    login(make_user("finance"))
+    with app.app_context():
+        deal = db.session.execute(select(PdDeal).where(PdDeal.ready.is_(True))).scalars().first()
+        invoice = Invoice(deal_id=deal.id, currency=deal.currency, status="draft",
+                          total=Decimal(1), subtotal=Decimal(1))
+        db.session.add(invoice)
+        db.session.commit()
+        deal_id, invoice_id = deal.id, invoice.id
+    assert deal_id in _rows(client.get(f"/queue/?q={deal_id}").get_data(as_text=True))
+    with app.app_context():
+        db.session.get(Invoice, invoice_id).status = "pushed"
+        db.session.commit()
+    assert deal_id not in _rows(client.get(f"/queue/?q={deal_id}").get_data(as_text=True))
