@@ -16,6 +16,7 @@ from app.invoices.countries import country_code
 from app.invoices.models import LIVE, Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.totals import for_invoice
 from app.money import billable
+from app.rules.settings import billing_defaults, tax_mapping_for
 from app.types import utcnow
 
 DEFAULT_DAYS_UNTIL_DUE = 30
@@ -63,6 +64,14 @@ def _address(org: PdOrganization | None) -> dict:
     }
 
 
+def _tax_behavior(percent: Decimal, method: str) -> str:
+    """Pipedrive's tax method, unless the admin's tax mapping says otherwise."""
+    if method not in ("exclusive", "inclusive") or not percent:
+        return "none"
+    rule = tax_mapping_for(percent, method)
+    return rule.behavior if rule is not None else method
+
+
 def snapshot_lines(deal: PdDeal) -> list[dict]:
     """The lines a deal gives, as plain data (also what drift compares)."""
     lines = []
@@ -78,9 +87,7 @@ def snapshot_lines(deal: PdDeal) -> list[dict]:
                 "discount_type": p.discount_type if p.discount else None,
                 "discount_value": p.discount if p.discount else None,
                 "tax_rate": p.tax if p.tax_method != "none" else Decimal(0),
-                "tax_behavior": p.tax_method
-                if p.tax_method in ("exclusive", "inclusive")
-                else "none",
+                "tax_behavior": _tax_behavior(p.tax, p.tax_method),
                 "excluded": p.recurring,
                 "excluded_reason": (
                     f"Recurring ({p.billing_frequency}): billed separately, not in this total"
@@ -169,9 +176,12 @@ def create_draft(deal: PdDeal, user, client) -> Invoice:
             f"Deal #{deal.id} already has invoice {existing.number} ({existing.status_label}); "
             "open it instead of making a second one."
         )
-    if not billable(deal.currency):
+    defaults = billing_defaults()
+    # A deal without a currency is billed in the admin's default currency.
+    currency = deal.currency or (defaults.currency or "")
+    if not billable(currency):
         raise DraftRefused(
-            f"Stripe cannot bill in {deal.currency or 'an empty currency'}: change the deal's "
+            f"Stripe cannot bill in {currency or 'an empty currency'}: change the deal's "
             "currency in Pipedrive first."
         )
     # Discounts and installments are per deal in Pipedrive: read them fresh, now.
@@ -184,11 +194,9 @@ def create_draft(deal: PdDeal, user, client) -> Invoice:
     invoice = Invoice(
         deal_id=deal.id,
         status="draft",
-        currency=deal.currency,
-        collection_method="send_invoice",
-        days_until_due=_terms_days(resolver.value("payment_terms", records))
-        if resolver.value("payment_terms", records) not in (None, "")
-        else DEFAULT_DAYS_UNTIL_DUE,
+        currency=currency,
+        collection_method=defaults.collection_method or "send_invoice",
+        days_until_due=_terms_days(resolver.value("payment_terms", records)),
         customer_name=(org.name if org else (person.name if person else "")) or "",
         billing_email=deal.billing_email or "",
         address=_address(org),
@@ -202,8 +210,12 @@ def create_draft(deal: PdDeal, user, client) -> Invoice:
         updated_by_id=getattr(user, "id", None),
         memo=f"{deal.title}",
     )
-    if invoice.days_until_due is None:
-        invoice.days_until_due = DEFAULT_DAYS_UNTIL_DUE
+    if invoice.days_until_due is None:  # no terms on the deal: the admin's default
+        invoice.days_until_due = (
+            defaults.days_until_due
+            if defaults.days_until_due is not None
+            else DEFAULT_DAYS_UNTIL_DUE
+        )
     for pos, line in enumerate(snapshot_lines(deal)):
         invoice.lines.append(
             InvoiceLine(

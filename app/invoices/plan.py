@@ -66,12 +66,21 @@ def invoice_params(invoice: Invoice, customer: str) -> dict:
     return params
 
 
-def line_params(line: PushLine, currency: str, tax_rate_ids: dict[str, str]) -> dict:
+def line_params(
+    line: PushLine, currency: str, tax_rate_ids: dict[str, str], stripe_product: str | None = None
+) -> dict:
     params: dict = {"description": line.description}
     if line.kind == "product":
+        # A Pipedrive product mapped (by its code) to a Stripe product is billed as that
+        # product; any other line gets an ad-hoc product named after it.
+        product = (
+            {"product": stripe_product}
+            if stripe_product
+            else {"product_data": {"name": line.description[:250]}}
+        )
         params["price_data"] = {
             "currency": currency.lower(),
-            "product_data": {"name": line.description[:250]},
+            **product,
             "unit_amount_decimal": _decimal_str(line.unit_amount_decimal),
         }
         if line.quantity == line.quantity.to_integral_value():
@@ -86,6 +95,34 @@ def line_params(line: PushLine, currency: str, tax_rate_ids: dict[str, str]) -> 
         params["tax_rates"] = [tax_rate_ids.get(key, f"<tax rate {key}>")]
     params["metadata"] = {"desk_line_kind": line.kind}
     return params
+
+
+def stripe_products(invoice: Invoice) -> dict:
+    """Invoice line id -> the Stripe product its Pipedrive product maps to (by code)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.intake.models import PdDealProduct
+    from app.rules.settings import stripe_product_for
+
+    sources = {
+        ln.source_deal_product_id: ln.id
+        for ln in invoice.lines
+        if ln.source_deal_product_id is not None
+    }
+    if not sources:
+        return {}
+    rows = db.session.execute(
+        select(PdDealProduct.id, PdDealProduct.product_code).where(
+            PdDealProduct.id.in_(list(sources))
+        )
+    ).all()
+    out = {}
+    for dp_id, code in rows:
+        product = stripe_product_for(code) if code else None
+        if product:
+            out[sources[dp_id]] = product
+    return out
 
 
 def tax_rates_needed(totals: Totals) -> list[tuple[Decimal, str]]:
@@ -128,7 +165,11 @@ def build_plan(
                 )
             )
     calls.append(PlannedCall("invoice", "POST", "/v1/invoices", invoice_params(invoice, customer)))
-    lines = [line_params(pl, invoice.currency, tax_rate_ids) for pl in totals.push_lines]
+    products = stripe_products(invoice)
+    lines = [
+        line_params(pl, invoice.currency, tax_rate_ids, products.get(pl.source))
+        for pl in totals.push_lines
+    ]
     for start in range(0, len(lines), ADD_LINES_CHUNK):
         calls.append(
             PlannedCall(
