@@ -239,20 +239,27 @@ def move_line(invoice_id: int, line_id: int):
     return _after_edit(invoice, "invoices/_lines.html")
 
 
+def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, apply):
+    """One editor section's form (terms, bill-to, discounts): errors next to the fields
+    with what was typed kept (422), a conflict or refusal explained (409/422), or saved."""
+    template = f"invoices/_{section}.html"
+    if errors:
+        ctx = _editor_context(invoice, errors=errors, form=request.form)
+        ctx[f"{section}_errors"] = errors
+        return render_template(template if _is_fragment() else "invoices/show.html", **ctx), 422
+    try:
+        apply(invoice, values, current_user, _seen_version())
+    except (editing.EditConflict, editing.EditRefused) as exc:
+        return _conflict_or_refused(invoice, exc, template, form=request.form)
+    return _after_edit(invoice, template)
+
+
 @bp.route("/invoices/<int:invoice_id>/settings", methods=["POST"])
 @requires("invoices.edit")
 def update_settings(invoice_id: int):
     invoice = _invoice(invoice_id)
     values, errors = parse_settings(request.form, _today())
-    if errors:
-        ctx = _editor_context(invoice, errors=errors, form=request.form)
-        template = "invoices/_settings.html" if _is_fragment() else "invoices/show.html"
-        return render_template(template, settings_errors=errors, **ctx), 422
-    try:
-        editing.update_settings(invoice, values, current_user, _seen_version())
-    except (editing.EditConflict, editing.EditRefused) as exc:
-        return _conflict_or_refused(invoice, exc, "invoices/_settings.html", form=request.form)
-    return _after_edit(invoice, "invoices/_settings.html")
+    return _section_edit(invoice, "settings", values, errors, editing.update_settings)
 
 
 @bp.route("/invoices/<int:invoice_id>/billto", methods=["POST"])
@@ -260,15 +267,7 @@ def update_settings(invoice_id: int):
 def update_billto(invoice_id: int):
     invoice = _invoice(invoice_id)
     values, errors = parse_billto(request.form)
-    if errors:
-        ctx = _editor_context(invoice, errors=errors, form=request.form)
-        template = "invoices/_billto.html" if _is_fragment() else "invoices/show.html"
-        return render_template(template, billto_errors=errors, **ctx), 422
-    try:
-        editing.update_billto(invoice, values, current_user, _seen_version())
-    except (editing.EditConflict, editing.EditRefused) as exc:
-        return _conflict_or_refused(invoice, exc, "invoices/_billto.html", form=request.form)
-    return _after_edit(invoice, "invoices/_billto.html")
+    return _section_edit(invoice, "billto", values, errors, editing.update_billto)
 
 
 @bp.route("/invoices/<int:invoice_id>/discounts", methods=["POST"])
@@ -276,15 +275,7 @@ def update_billto(invoice_id: int):
 def add_discount(invoice_id: int):
     invoice = _invoice(invoice_id)
     values, errors = parse_discount(request.form, invoice.currency)
-    if errors:
-        ctx = _editor_context(invoice, errors=errors, form=request.form)
-        template = "invoices/_discounts.html" if _is_fragment() else "invoices/show.html"
-        return render_template(template, discount_errors=errors, **ctx), 422
-    try:
-        editing.add_discount(invoice, values, current_user, _seen_version())
-    except (editing.EditConflict, editing.EditRefused) as exc:
-        return _conflict_or_refused(invoice, exc, "invoices/_discounts.html", form=request.form)
-    return _after_edit(invoice, "invoices/_discounts.html")
+    return _section_edit(invoice, "discounts", values, errors, editing.add_discount)
 
 
 @bp.route("/invoices/<int:invoice_id>/discounts/<int:discount_id>/delete", methods=["POST"])

@@ -250,3 +250,23 @@ def test_draft_from_queue_selection_reports_each_result(app, client, login, sync
     # A second attempt for the same deals is refused, naming the existing invoice.
     again = client.post("/invoices/drafts", data={"deal_id": ids, "csrf_token": token})
     assert again.get_data(as_text=True).count("already has invoice") >= 1
+
+
+def test_invoice_discount_validation_and_add(app, client, login, draft):
+    login(draft["finance"])
+    url = f"/invoices/{draft['invoice_id']}"
+    token = csrf_token(client, url)
+    hdr = {"HX-Request": "true", "X-CSRFToken": token}
+    with app.app_context():
+        version = str(db.session.get(Invoice, draft["invoice_id"]).version)
+    bad = client.post(f"{url}/discounts", headers=hdr, data={
+        "description": "Loyalty", "type": "percentage", "value": "150", "current_version": version})
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert "A percentage above 0 and at most 100." in html and 'value="150"' in html
+    ok = client.post(f"{url}/discounts", headers=hdr, data={
+        "description": "Loyalty", "type": "percentage", "value": "10", "current_version": version})
+    assert ok.status_code == 200 and "Loyalty: 10%" in ok.get_data(as_text=True)
+    with app.app_context():
+        inv = db.session.get(Invoice, draft["invoice_id"])
+        assert inv.discount_total > 0 and inv.total < draft["total"]
