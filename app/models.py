@@ -35,6 +35,7 @@ from app.payments.models import (
 )
 from app.push.models import PushBatch, PushJob, PushStep, StripeCustomerLink, StripeTaxRate
 from app.rules.models import BillingDefaults, ProductMapping, TaxMapping
+from app.sales.models import SalesDaily, SalesOpenDaily, SalesRollupState
 from app.users.models import UserInvite
 from app.writeback.models import WritebackItem
 
@@ -60,6 +61,9 @@ __all__ = [
     "StripeCustomerLink",
     "StripeTaxRate",
     "WritebackItem",
+    "SalesDaily",
+    "SalesOpenDaily",
+    "SalesRollupState",
     "Setting",
     "UserInvite",
     "AuditEntry",

@@ -115,3 +115,17 @@ def pushed(app, draft, desk_on_stripe):
     """A draft invoice sent to the Stripe sandbox; payments start from here."""
     stripe_id = send_to_stripe(app, draft["invoice_id"])
     return {**draft, "stripe_id": stripe_id}
+
+
+@pytest.fixture
+def stripe_desk(app, desk_on_stripe):
+    """desk_on_stripe with the client-side rate limit out of the way (push tests)."""
+    app.config["STRIPE_GATEWAY_OPTIONS"] = {"sleep": lambda s: None, "backoff": 0.0,
+                                            "rate_limit": 100_000}
+    return desk_on_stripe
+
+
+@pytest.fixture
+def approver(make_user):
+    """A user with the approver role (push tests make invoices approved by them)."""
+    return make_user("approver")

@@ -122,6 +122,7 @@ class PdDeal(db.Model):
         Index("ix_pd_deal_pipeline_stage", "pipeline_id", "stage_id"),
         Index("ix_pd_deal_owner", "owner_id"),
         Index("ix_pd_deal_update_time", "update_time"),
+        Index("ix_pd_deal_won_time", "won_time"),  # the sales page's partial days
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

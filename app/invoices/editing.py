@@ -45,6 +45,12 @@ class EditRefused(Exception):
 
 
 def check_editable(invoice: Invoice, seen_version) -> None:
+    if invoice.stripe_status not in (None, "draft"):
+        raise EditRefused(
+            f"Invoice {invoice.number} is already finalized in Stripe "
+            f"({invoice.stripe_number or invoice.stripe_invoice_id}): it can no longer be "
+            "edited. Void it in Stripe or issue a credit note instead."
+        )
     if invoice.status not in EDITABLE:
         raise EditRefused(
             f"Invoice {invoice.number} is {invoice.status_label.lower()}: "

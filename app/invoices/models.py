@@ -69,6 +69,8 @@ class Invoice(db.Model):
         Index("ix_invoice_status", "status", "id"),
         Index("ix_invoice_payment_status", "payment_status", "id"),
         Index("ix_invoice_stripe_customer_id", "stripe_customer_id"),
+        Index("ix_invoice_pushed_at", "pushed_at"),  # sales page: partial days
+        Index("ix_invoice_due_at", "due_at"),  # sales page: aging boundary days
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

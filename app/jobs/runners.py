@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.extensions import db
 from app.intake.models import SyncRun
 from app.jobs.queue import runner
 
+log = logging.getLogger("billing_desk.jobs")
+
 
 def _args(run: SyncRun) -> dict:
     return (run.counts or {}).get("args") or {}
+
+
+def _refresh_sales(run_id: int) -> None:
+    """After a job changed the numbers: rebuild the sales rollup in its own transaction.
+
+    The job's work is committed first, so a failed rebuild never undoes it nor fails
+    the run (the page falls back to live sums once the rollup is stale).
+    """
+    from app.sales.rollup import refresh_rollup
+
+    db.session.commit()
+    try:
+        state = refresh_rollup()
+        db.session.commit()
+        outcome = {"sales_rollup_rows": state.row_count}
+    except Exception as exc:  # noqa: BLE001 - recorded on the run
+        db.session.rollback()
+        log.exception("sales rollup after %s failed", run_id)
+        outcome = {"sales_rollup_error": str(exc)[:500]}
+    run = db.session.get(SyncRun, run_id)
+    run.counts = {**(run.counts or {}), **outcome}
 
 
 @runner("pipedrive.deals")
@@ -16,7 +41,17 @@ def pipedrive_deals(run: SyncRun) -> None:
     from app.intake.operations import run_deal_sync
 
     full = bool(_args(run).get("full") or (run.counts or {}).get("full"))
-    run_deal_sync(run, full=full)
+    run = run_deal_sync(run, full=full)
+    if run.status != "failed":
+        _refresh_sales(run.id)
+
+
+@runner("sales.rollup")
+def sales_rollup(run: SyncRun) -> None:
+    from app.sales.rollup import refresh_rollup
+
+    state = refresh_rollup()
+    run.counts = {"rows": state.row_count, "ms": state.duration_ms}
 
 
 @runner("pipedrive.webhooks")
@@ -35,6 +70,7 @@ def stripe_payments(run: SyncRun) -> None:
     run.counts = pull_events(gateway, run)
     run = db.session.merge(run)
     run.requests = gateway.usage.requests
+    _refresh_sales(run.id)
 
 
 @runner("invoices.overdue")

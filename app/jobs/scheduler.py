@@ -69,6 +69,7 @@ JOBS: list[Job] = [
     Job("writeback.retry", 30, scheduled("writeback.retry"), "Deliver and retry write-backs"),
     Job("invoices.overdue", 600, scheduled("invoices.overdue"), "Mark invoices overdue"),
     Job("mismatches.recompute", 300, scheduled("mismatches.recompute"), "Recompute mismatches"),
+    Job("sales.rollup", 60, scheduled("sales.rollup"), "Rebuild the sales summary rollup"),
     Job("worker.fast", 2, _fast_worker, "Start queued runs, apply Pipedrive webhooks"),
     Job("push.work", 2, _push_work, "Push queued invoices to Stripe, then write back"),
 ]

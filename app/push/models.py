@@ -180,6 +180,8 @@ class StripeTaxRate(db.Model):
     __tablename__ = "stripe_tax_rate"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(40), unique=True, comment="tax_rate_key(): 19:exclusive")
+    key: Mapped[str] = mapped_column(
+        String(40), unique=True, comment="tax_rate_key(): 19:exclusive"
+    )
     stripe_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -102,8 +102,9 @@ def _refusal(invoice: Invoice) -> str | None:
         )
     ).scalars().first()
     if finalized is not None:
-        return (f"An earlier version of it was finalized in Stripe ({finalized.stripe_invoice_id}); "
-                "a second invoice would bill the customer twice. Void it in Stripe first.")
+        return (f"An earlier version of it was finalized in Stripe "
+                f"({finalized.stripe_invoice_id}); a second invoice would bill the customer "
+                "twice. Void it in Stripe first.")
     return None
 
 
@@ -259,6 +260,14 @@ def work_push_queue(limit: int = 50, *, gateway: StripeGateway | None = None,
 
 def _work_in_threads(limit, gateway, hook, now, threads) -> dict:
     app = current_app._get_current_object()
+    due = db.session.execute(
+        select(func.count()).select_from(
+            select(PushJob.id).where(_claimable(now or utcnow())).limit(threads).subquery())
+    ).scalar()
+    db.session.commit()
+    if not due:
+        return {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
+    threads = min(threads, due)
     if gateway is None:
         try:
             gateway = push_gateway()
@@ -345,6 +354,7 @@ class _Run:
         self.calls = calls
         self.totals = totals
         self.last_stripe = None  # Stripe's invoice as the last step of this run returned it
+        self._plan = None
 
     def result_of(self, name: str) -> dict:
         step = self.job.step_named(name)
@@ -362,10 +372,14 @@ class _Run:
         return dict(self.result_of("tax_rates").get("ids") or cached())
 
     def plan(self):
+        key = (self.customer_id, self.stripe_invoice_id)
+        if self._plan is not None and self._plan[0] == key:
+            return self._plan[1]
         calls, _ = build_plan(self.invoice, customer=self.customer_id,
                               tax_rate_ids=self.tax_rate_ids(),
                               stripe_invoice=self.stripe_invoice_id or "<invoice>",
                               totals=self.totals)
+        self._plan = (key, calls)
         return calls
 
     # -- the steps
@@ -682,7 +696,7 @@ def scheduled_push() -> dict:
         gateway = push_gateway()
     except StripeGatewayError:
         gateway = None  # each job is failed with the reason by work_push_queue
-    threads = int(current_app.config.get("PUSH_WORKER_THREADS", 4))
+    threads = int(current_app.config.get("PUSH_WORKER_THREADS", 8))
     counts = work_push_queue(limit=200, gateway=gateway, threads=threads)
     if not any(counts.values()):
         return counts

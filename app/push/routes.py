@@ -16,8 +16,8 @@ from app.extensions import db
 from app.invoices.models import Invoice
 from app.push import operations as ops
 from app.push.models import STEP_LABELS, PushBatch
-from app.writeback.operations import open_items
 from app.web.layout import has_endpoint
+from app.writeback.operations import open_items
 
 bp = Blueprint("push", __name__)
 

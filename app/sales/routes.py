@@ -82,7 +82,9 @@ def deal(deal_id: int):
         invoices=invoices,
         entries=timeline.build(invoices, now),
         drafts=db.session.execute(
-            select(func.count()).where(Invoice.deal_id == deal.id, Invoice.status != "pushed")
+            select(func.count()).where(
+                Invoice.deal_id == deal.id, Invoice.status.not_in(("pushed", "cancelled"))
+            )
         ).scalar_one(),
         payment_label=timeline.status_text,
     )

@@ -28,6 +28,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Queue", "queue.index", "queue.view", ("queue",)),
     NavItem("Invoices", "invoices.index", "invoices.view", ("invoices",)),
     NavItem("Approvals", "approvals.inbox", "invoices.approve", ("approvals",)),
+    NavItem("Push", "push.index", "invoices.push", ("push",)),
     NavItem("Mismatches", "mismatches.index", "mismatches.view", ("mismatches",)),
     NavItem("Sync health", "health.index", "health.view", ("health",)),
     NavItem("Sales", "sales.index", "sales.view", ("sales",)),

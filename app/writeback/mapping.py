@@ -118,11 +118,20 @@ def ensure_field(client: PipedriveClient, target: Target) -> PdField:
     return _upsert(target.entity, data)
 
 
-def field_value(field: PdField, value, currency: str | None = None):
-    """`value` as Pipedrive takes it for this field's type (numbers stay Decimal)."""
+def field_value(field: PdField, value, currency: str | None = None, purpose: str | None = None):
+    """`value` as Pipedrive takes it for this field's type (numbers stay Decimal).
+
+    None when the field cannot hold it (an enum without a matching option): the
+    caller leaves that field alone rather than write something wrong.
+    """
     if value is None:
         return None
     ftype = field.field_type
+    if ftype == "enum":
+        return _enum_option(field, value, purpose)
+    if ftype == "set":
+        option = _enum_option(field, value, purpose)
+        return [option] if option is not None else None
     if ftype == "monetary":
         return {"value": Decimal(value), "currency": (currency or "EUR").upper()}
     if ftype == "double":
@@ -134,3 +143,21 @@ def field_value(field: PdField, value, currency: str | None = None):
     if isinstance(value, Decimal):
         return f"{value:f}"
     return str(value)
+
+
+def _enum_option(field: PdField, value, purpose: str | None) -> int | None:
+    """The admin's chosen option for this value, else the option labelled like it."""
+    if purpose:
+        try:
+            from app.mappings.options import enum_option
+        except ImportError:  # pragma: no cover - the admin's mapping screens are optional
+            enum_option = None
+        if enum_option is not None:
+            option = enum_option(purpose, value)
+            if option is not None:
+                return int(option)
+    wanted = str(value).strip().lower().replace("_", " ")
+    for option in field.options or []:
+        if str(option.get("label", "")).strip().lower() == wanted:
+            return int(option["id"])
+    return None

@@ -218,7 +218,9 @@ def _send_deal_fields(client: PipedriveClient, item: WritebackItem) -> dict:
         if target is None or target.entity != "deal" or value in (None, ""):
             continue
         field = ensure_field(client, target)
-        custom[field.field_code] = field_value(field, value, item.payload.get("currency"))
+        converted = field_value(field, value, item.payload.get("currency"), target.purpose)
+        if converted is not None:
+            custom[field.field_code] = converted
     if not custom:
         return {"fields": 0}
     client.request("PATCH", f"/api/v2/deals/{item.entity_id}", json={"custom_fields": custom})
@@ -230,7 +232,9 @@ def _send_contact_customer(client: PipedriveClient, item: WritebackItem) -> dict
     if target is None:
         return {"skipped": "switched off in the mapping"}
     field = ensure_field(client, target)
-    value = field_value(field, item.payload["stripe_customer_id"])
+    value = field_value(field, item.payload["stripe_customer_id"], purpose=target.purpose)
+    if value is None:
+        return {"skipped": f"the field “{field.name}” cannot hold a customer id"}
     path = "organizations" if item.entity == "organization" else "persons"
     client.request("PATCH", f"/api/v2/{path}/{item.entity_id}",
                    json={"custom_fields": {field.field_code: value}})
@@ -334,7 +338,8 @@ def process_outbox(limit: int = 100, now: dt.datetime | None = None,
             item = _lock(item_id)
             # Not the write-back's fault: wait for the budget, without using an attempt.
             item.next_attempt_at = max(exc.resets_at, now)
-            item.last_error = f"Pipedrive's daily API budget is spent; resumes {exc.resets_at:%H:%M} UTC."
+            item.last_error = (f"Pipedrive's daily API budget is spent; resumes "
+                               f"{exc.resets_at:%H:%M} UTC.")
             db.session.commit()
             counts["paused"] += 1
             break

@@ -23,12 +23,18 @@ from app.extensions import db
 from app.invoices.plan import line_params
 from app.invoices.totals import for_invoice
 from app.push import operations as ops
-from tests.push.conftest import approver, ctx, stripe_desk  # noqa: F401 - shared fixtures
 from tests.push.helpers import approved_invoice, invoice, push_now
 from tests.push.trials import run_trials
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+        db.session.rollback()
 
 
 def _lines(n: int) -> list:
@@ -112,7 +118,7 @@ def test_bulk_push_of_500_stays_under_the_rate_limit_and_uses_it(app, remote_str
     db.session.commit()
     assert all(r.ok for r in results)
     gateway = ops.push_gateway()
-    threads = app.config.get("PUSH_WORKER_THREADS", 4)
+    threads = app.config.get("PUSH_WORKER_THREADS", 8)
     started = time.monotonic()
     counts = ops.work_push_queue(limit=1000, gateway=gateway, threads=threads)
     elapsed = time.monotonic() - started

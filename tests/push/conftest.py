@@ -1,4 +1,4 @@
-"""Push fixtures: the desk on the Stripe sandbox with waiting switched off."""
+"""Push fixtures (stripe_desk and approver live in tests/fixtures_desk.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,8 @@ from app.extensions import db
 
 
 @pytest.fixture
-def stripe_desk(app, desk_on_stripe):
-    """desk_on_stripe with the client-side rate limit out of the way (fast tests)."""
-    app.config["STRIPE_GATEWAY_OPTIONS"] = {"sleep": lambda s: None, "backoff": 0.0,
-                                            "rate_limit": 100_000}
-    return desk_on_stripe
-
-
-@pytest.fixture
-def approver(make_user):
-    return make_user("approver")
-
-
-@pytest.fixture
 def ctx(app):
+    """An app context for calling the push operations directly."""
     with app.app_context():
         yield
         db.session.rollback()

@@ -9,10 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from app.extensions import db
-from app.push.models import PushJob
 from tests.push.helpers import stripe_customers_for_org, stripe_invoices_for
 from tests.push.trials import check
 

@@ -361,3 +361,32 @@ def test_a_new_version_deletes_the_draft_an_old_failed_push_left(
 def _plus_one(totals):
     totals.total += 1
     return totals
+
+
+def test_the_scheduler_tick_records_a_run_only_when_it_pushed(stripe_desk, approver, ctx):
+    from app.intake.models import SyncRun
+
+    assert ops.scheduled_push() == {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
+    assert db.session.execute(select(func.count()).select_from(SyncRun)).scalar() == 0
+    iids = [approved_invoice(approver.id, deal_id=9000 + n, org_id=900 + n) for n in range(3)]
+    ops.enqueue_push(iids, None)
+    db.session.commit()
+    stripe_desk.reset_ledger()
+    counts = ops.scheduled_push()  # several worker threads share the queue
+    assert counts["done"] == 3
+    run = db.session.execute(select(SyncRun)).scalar_one()
+    assert (run.job, run.status, run.counts["done"]) == ("push.work", "ok", 3)
+    assert run.requests == len(stripe_desk.ledger())
+    for iid in iids:
+        assert len(stripe_invoices_for(stripe_desk, iid)) == 1
+
+
+def test_a_version_finalized_in_stripe_is_never_pushed_again(stripe_desk, approver, ctx):
+    iid = approved_invoice(approver.id, email="")  # finalized, then sending fails
+    push(iid)
+    inv = invoice(iid)
+    inv.status, inv.version, inv.approved_version = "approved", 2, 2  # edited, approved again
+    db.session.commit()
+    _, [result] = ops.enqueue_push([iid], None)
+    assert not result.ok
+    assert "finalized in Stripe" in result.message and "bill the customer twice" in result.message

@@ -49,7 +49,9 @@ def test_push_button_queues_and_the_component_follows_the_push(
         number, url = inv.stripe_number, inv.hosted_invoice_url
     assert f'<strong id="stripe-number">{number}</strong>' in html
     assert f'href="{url}"' in html
-    assert "load delay" not in html  # finished: it stops polling
+    assert "load delay:1s" not in html  # the push is finished
+    assert "load delay:3s" in html  # it follows the pending write-backs
+    assert re.search(r"Note on the deal:\s*pending", html)
 
 
 def test_a_plain_form_post_redirects_to_the_invoice(app, client, login, make_user, approver,

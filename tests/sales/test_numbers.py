@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.sales import queries
+from app.extensions import db
+from app.sales import queries, rollup
 from app.sales.filters import SalesFilters
 from tests.sales.conftest import NOW
 
@@ -20,6 +21,27 @@ UTC = ZoneInfo("UTC")
 
 def filters(**args):
     return SalesFilters.from_args(args, UTC, now=NOW, statuses=queries.DEAL_STATUSES)
+
+
+@pytest.fixture(autouse=True, params=["live", "rollup"])
+def source(request, monkeypatch):
+    """Every figure holds both summed live and read from the rollup.
+
+    "rollup": each summary first rebuilds the rollup from the data as it is then,
+    and must have been served from it.
+    """
+    if request.param == "rollup":
+        live_summary = queries.summary
+
+        def from_rollup(f, now):
+            rollup.refresh_rollup(now)
+            db.session.commit()
+            s = live_summary(f, now)
+            assert s.as_of == now
+            return s
+
+        monkeypatch.setattr(queries, "summary", from_rollup)
+    return request.param
 
 
 @pytest.fixture

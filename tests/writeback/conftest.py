@@ -1,11 +1,18 @@
-"""Write-back fixtures: the push fixtures, and a real deal's invoice pushed to Stripe."""
+"""Write-back fixtures: a real deal's invoice, approved and pushed to the Stripe sandbox."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.push.conftest import approver, ctx, stripe_desk  # noqa: F401 - shared fixtures
+from app.extensions import db
 from tests.push.helpers import approve, push_now
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+        db.session.rollback()
 
 
 @pytest.fixture

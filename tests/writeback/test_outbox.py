@@ -208,3 +208,28 @@ def test_json_bodies_carry_exact_decimals_and_refuse_floats():
     assert json.loads(body, parse_float=Decimal)["value"] == Decimal("12000.50")
     with pytest.raises(TypeError):
         wb.dumps_exact({"value": 1.5})
+
+
+def test_an_enum_field_gets_the_option_labelled_like_the_value(app, ctx):
+    from app.writeback.mapping import field_value
+
+    field = PdField(entity="deal", field_code="e" * 40, name="Invoice status",
+                    field_type="enum", options=[{"id": 11, "label": "Open"},
+                                                {"id": 12, "label": "Paid"}])
+    assert field_value(field, "paid") == 12
+    assert field_value(field, "void") is None  # no such option: left alone
+
+
+def test_the_deal_moves_to_the_invoiced_stage_when_configured(app, draft, synced, stripe_desk,
+                                                             approver):
+    from tests.push.helpers import approve, push_now
+
+    deal = _deal(synced, draft["deal_id"])
+    stages = synced.get("/api/v2/stages", pipeline_id=deal["pipeline_id"]).json()["data"]
+    target = next(s["id"] for s in stages if s["id"] != deal["stage_id"])
+    app.config["WRITEBACK_INVOICED_STAGE_IDS"] = {deal["pipeline_id"]: target}
+    with app.app_context():
+        approve(draft["invoice_id"], draft["finance"].id, approver.id)
+        push_now([draft["invoice_id"]])
+        assert wb.process_outbox()["done"] == 4
+    assert _deal(synced, draft["deal_id"])["stage_id"] == target
