@@ -75,6 +75,9 @@ def page(browser, live_server):
 
 
 def sign_in(page, email: str, password: str) -> None:
+    # Let a sign-out still in flight land first: two sign-in pages loading at once would
+    # each start a new session, and the form would carry the other one's CSRF token.
+    page.wait_for_load_state("networkidle")
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
