@@ -7,7 +7,8 @@ from pathlib import Path
 
 import requests
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "stripe-fixtures3.json"
+# A copy of shared/reference/stripe-fixtures3.json (Stripe's example objects).
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "stripe-fixtures3.json"
 
 
 def test_account_has_the_fixture_shape(stripe_sandbox, stripe_client):

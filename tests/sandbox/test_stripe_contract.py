@@ -11,7 +11,8 @@ import pytest
 import requests
 import stripe
 
-FIXTURES = Path("/work/shared/reference/stripe-fixtures3.json")
+# A copy of shared/reference/stripe-fixtures3.json (Stripe's example objects).
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "stripe-fixtures3.json"
 
 
 def _auth(sb):
