@@ -203,9 +203,16 @@ def _conditions(f: QueueFilters) -> list:
     return conds
 
 
+COUNT_CAP = 1000
+
+
 def queue_count(f: QueueFilters) -> int:
-    q = select(func.count()).select_from(PdDeal).where(PdDeal.ready.is_(True), *_conditions(f))
-    return db.session.execute(q).scalar_one()
+    """How many deals match, counted up to COUNT_CAP + 1 for a search (a broad search
+    need not read every row to say "more than 1,000")."""
+    q = select(PdDeal.id).where(PdDeal.ready.is_(True), *_conditions(f))
+    if f.q:
+        q = q.limit(COUNT_CAP + 1)
+    return db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
 
 
 def filter_options() -> dict:

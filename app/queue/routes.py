@@ -16,7 +16,14 @@ from app.intake.models import (
     SyncRun,
 )
 from app.intake.operations import last_sync, request_sync
-from app.queue.query import QueueFilters, deal_flags, filter_options, queue_count, queue_page
+from app.queue.query import (
+    COUNT_CAP,
+    QueueFilters,
+    deal_flags,
+    filter_options,
+    queue_count,
+    queue_page,
+)
 from app.web.layout import wants_fragment
 
 bp = Blueprint("queue", __name__)
@@ -41,7 +48,7 @@ def index():
         rows=[(r, deal_flags(r[0], r[0].id in drifted)) for r in rows],
         next_token=next_token,
         total=queue_count(f),
-        options=filter_options(),
+        count_cap=COUNT_CAP,
     )
     if wants_fragment():
         target = request.htmx.target or ""
@@ -49,7 +56,10 @@ def index():
             return render_template("queue/_rows.html", **context)
         return render_template("queue/_results.html", **context)
     state, run = last_sync()
-    return render_template("queue/index.html", state=state, run=run, **context)
+    # The filter lists belong to the full page only, not to the results fragment.
+    return render_template(
+        "queue/index.html", state=state, run=run, options=filter_options(), **context
+    )
 
 
 @bp.route("/queue/sync", methods=["POST"])
