@@ -26,7 +26,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from app.audit.operations import record
-from app.extensions import db
+from app.extensions import BULK_CHANGE_ROWS, db, refresh_planner_statistics
 from app.intake.mapping import FieldResolver
 from app.intake.models import (
     EPOCH,
@@ -414,6 +414,8 @@ def sync_deals(
             _account(run, client)
             db.session.commit()
         state.cursor_time = started
+        if counts["created"] + counts["updated"] >= BULK_CHANGE_ROWS:
+            refresh_planner_statistics(PdDeal, PdDealProduct, PdPerson, PdOrganization)
         state.last_success_at = now()
         state.paused_until = None
         state.message = None
@@ -668,6 +670,8 @@ def recompute_ready() -> int:
             deal.ready = ready
             changed += 1
     db.session.flush()
+    if changed >= BULK_CHANGE_ROWS:
+        refresh_planner_statistics(PdDeal)
     return changed
 
 
