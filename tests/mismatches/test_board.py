@@ -153,6 +153,28 @@ def test_mismatch_goes_away_when_fixed_and_comes_back(app):
     assert 1 in _rules(app)
 
 
+def test_a_new_row_reads_back_as_written(app):
+    """New rows go in by COPY on PostgreSQL and by executemany on SQLite: either way the
+    facts come back as the rule gave them, the hash is the facts' digest, the times are
+    aware UTC and the row links its deal."""
+    import hashlib
+    import json
+
+    before = dt.datetime.now(dt.UTC)
+    with app.app_context():
+        db.session.add_all([_deal(7, value="150.50"), _invoice(7, stripe_invoice_id="in_7")])
+        db.session.commit()
+    m = _rules(app)[1]
+    assert m.subject == "deal:7" and m.deal_id == 7
+    assert m.severity in ("high", "medium", "low") and "150.50" in m.explanation
+    assert isinstance(m.facts, dict) and m.facts
+    canonical = json.dumps(m.facts, sort_keys=True, default=str)
+    assert m.data_hash == hashlib.sha256(canonical.encode()).hexdigest()
+    assert m.first_seen == m.last_seen and m.first_seen.tzinfo is not None
+    assert before - dt.timedelta(seconds=1) <= m.first_seen <= dt.datetime.now(dt.UTC)
+    assert m.resolved_at is None and m.acknowledged_at is None
+
+
 def test_acknowledged_stays_quiet_until_data_changes(app, make_user):
     user = make_user("finance")
     with app.app_context():
