@@ -398,11 +398,31 @@ class _Run:
 
     def create_invoice(self, step: PushStep) -> None:
         call = next(c for c in self.plan() if c.step == "invoice")
-        created = self.calls.create_invoice(call.params, step.idempotency_key)
+        created = self._earlier_draft(call.params) if step.attempts > 1 else None
+        if created is None:
+            created = self.calls.create_invoice(call.params, step.idempotency_key)
         step.stripe_id = created.id
         self.job.stripe_invoice_id = created.id
         self.invoice.stripe_invoice_id = created.id
         self.invoice.stripe_status = created.status
+
+    def _earlier_draft(self, params: dict):
+        """A create sent before may have arrived although its answer did not. Stripe
+        replays it by its idempotency key only for 24 hours; a push resumed later would
+        make a second draft. So a resent create first looks for the draft this push
+        made: the customer's draft naming this desk invoice and approved version."""
+        want = params["metadata"]
+        after = None
+        while True:
+            page = self.calls.draft_invoices(params["customer"], after)
+            for draft in page.data:
+                meta = draft.metadata.to_dict() if draft.metadata else {}
+                if all(meta.get(k) == want[k]
+                       for k in ("desk_invoice_id", "desk_invoice_version")):
+                    return draft
+            if not page.has_more or not page.data:
+                return None
+            after = page.data[-1].id
 
     def add_lines(self, step: PushStep) -> None:
         index = int(step.name.split(":")[1])

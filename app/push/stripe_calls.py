@@ -84,6 +84,12 @@ class Calls:
         return self._mutate("invoice", "invoices.create", self.sdk.invoices.create,
                             params=params, key=key)
 
+    def draft_invoices(self, customer_id: str, starting_after: str | None = None):
+        params = {"customer": customer_id, "status": "draft", "limit": 100}
+        if starting_after:
+            params["starting_after"] = starting_after
+        return self._read("invoices.list", self.sdk.invoices.list, params=params)
+
     def add_lines(self, invoice_id: str, params: dict, key: str):
         return self._mutate("lines", "invoices.add_lines", self.sdk.invoices.add_lines,
                             invoice_id, params=params, key=key)

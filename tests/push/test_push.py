@@ -390,3 +390,24 @@ def test_a_version_finalized_in_stripe_is_never_pushed_again(stripe_desk, approv
     _, [result] = ops.enqueue_push([iid], None)
     assert not result.ok
     assert "finalized in Stripe" in result.message and "bill the customer twice" in result.message
+
+
+def test_a_create_resent_after_stripe_forgot_its_key_adopts_the_earlier_draft(
+    stripe_desk, approver, ctx
+):
+    """Stripe replays an idempotent request for 24 hours only. A create whose answer was
+    lost and that is resumed two days later must not make a second draft."""
+    iid = approved_invoice(approver.id)
+    stripe_desk.fault("lose", count=1000, path=r"^/v1/invoices$")
+    assert push(iid)["retrying"] == 1
+    [draft] = stripe_invoices_for(stripe_desk, iid)  # it arrived; the answer did not
+    stripe_desk.clear_faults()
+    stripe_desk.advance_clock(days=2)  # the idempotency key is forgotten
+    stripe_desk.reset_ledger()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    assert ops.work_push_queue(now=later)["done"] == 1
+    [si] = stripe_invoices_for(stripe_desk, iid)
+    assert si["id"] == draft["id"] == invoice(iid).stripe_invoice_id
+    assert si["status"] == "open"
+    assert "POST /v1/invoices" not in posts(stripe_desk.ledger())
+    assert "GET /v1/invoices" in posts(stripe_desk.ledger())
