@@ -17,6 +17,8 @@ DEFAULT_MAPPINGS: dict[str, list[tuple[str, str]]] = {
     "po_number": [("deal", "PO number")],
     "vat_id": [("deal", "VAT ID"), ("organization", "VAT ID")],
     "payment_terms": [("deal", "Payment terms"), ("organization", "Payment terms")],
+    # The organization's own address field (not a custom one) until the admin maps another.
+    "billing_address": [("organization", "Address")],
 }
 
 
@@ -43,7 +45,12 @@ class FieldResolver:
             f = self.field(entity, name)
             if record is None or f is None:
                 continue
-            raw = (getattr(record, "custom_fields", None) or {}).get(f.field_code)
+            if f.is_custom:
+                raw = (getattr(record, "custom_fields", None) or {}).get(f.field_code)
+            elif f.field_type == "address":  # Pipedrive's own address field, kept as a column
+                raw = getattr(record, "address", None)
+            else:
+                continue
             if raw in (None, "", []):
                 continue
             if f.field_type == "enum" and f.options:

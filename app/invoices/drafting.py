@@ -49,19 +49,23 @@ def _terms_days(value) -> int | None:
     return None
 
 
-def _address(org: PdOrganization | None) -> dict:
-    addr = (org.address if org else None) or {}
+def _address(value) -> dict:
+    """An address from Pipedrive (its address object, or the text of a plain field)."""
+    if isinstance(value, str):
+        value = {"value": value.strip()}
+    addr = value if isinstance(value, dict) else {}
     line1 = " ".join(x for x in (addr.get("route"), addr.get("street_number")) if x)
     if not line1 and addr.get("value") and not addr.get("locality"):
         line1 = addr["value"]
-    return {
+    out = {
         "line1": line1 or "",
         "line2": addr.get("subpremise") or "",
         "postal_code": addr.get("postal_code") or "",
         "city": addr.get("locality") or "",
         "state": addr.get("admin_area_level_1") or "",
-        "country": country_code(addr.get("country")),
     }
+    out = {k: str(v)[:200] for k, v in out.items()}  # the editor's limit
+    return {**out, "country": country_code(addr.get("country"))}
 
 
 def _tax_behavior(percent: Decimal, method: str) -> str:
@@ -199,7 +203,7 @@ def create_draft(deal: PdDeal, user, client) -> Invoice:
         days_until_due=_terms_days(resolver.value("payment_terms", records)),
         customer_name=(org.name if org else (person.name if person else "")) or "",
         billing_email=deal.billing_email or "",
-        address=_address(org),
+        address=_address(resolver.value("billing_address", records)),
         vat_id=str(resolver.value("vat_id", records) or "")[:40],
         po_number=str(resolver.value("po_number", records) or "")[:100],
         org_id=deal.org_id,

@@ -141,7 +141,7 @@ def _build() -> dict[str, Purpose]:
                 "E.g. “Net 30”: the invoice is due that many days after it is sent."),
         _intake("billing_address", "Billing address", "address",
                 ("organization", "person", "deal"), "address",
-                "Where the invoice is addressed.", defaults=[("organization", "Address")]),
+                "Where the invoice is addressed."),
     ]
     items += [_writeback(k, t, "Written on the deal when Stripe reports a payment fact."
                          if k in PAYMENT_TARGETS else

@@ -295,3 +295,42 @@ def test_reload_without_pipedrive_says_so(app, admin):
     assert resp.status_code == 303
     page = admin.get("/admin/mappings/").get_data(as_text=True)
     assert "could not be read from Pipedrive" in page
+
+
+def test_billing_address_follows_its_mapping_into_the_draft(app, synced, admin):
+    """By default a draft is addressed to the organization's address; mapped to another
+    field by name, drafts take the address from that field."""
+    from app.intake.models import PdOrganization
+    from app.intake.operations import run_deal_sync
+    from app.invoices.drafting import create_draft
+    from app.pipedrive.factory import pipedrive_client
+
+    def draft_address(deal_id):
+        with app.app_context():
+            deal = db.session.get(PdDeal, deal_id)
+            address = create_draft(deal, None, pipedrive_client()).address
+            db.session.rollback()
+            return address
+
+    with app.app_context():
+        deal = db.session.execute(
+            select(PdDeal).join(PdOrganization, PdOrganization.id == PdDeal.org_id)
+            .where(PdDeal.ready.is_(True), PdOrganization.address.is_not(None))
+            .order_by(PdDeal.id)
+        ).scalars().first()
+        deal_id, org_address = deal.id, db.session.get(PdOrganization, deal.org_id).address
+    default = draft_address(deal_id)
+    assert default["city"] == org_address["locality"] and default["city"]
+
+    field = _sandbox_post(synced, "/api/v2/dealFields",
+                          {"field_name": "Invoice address", "field_type": "address"})
+    _sandbox_patch(synced, f"/api/v2/deals/{deal_id}", {"custom_fields": {
+        field["field_code"]: "Accounts Payable, Hafenstrasse 5, 20095 Hamburg"}})
+    assert admin.post("/admin/mappings/reload").status_code == 303
+    resp = admin.post("/admin/mappings/billing_address", {"field": "deal:Invoice address"})
+    assert resp.status_code == 303
+    with app.app_context():
+        assert run_deal_sync(trigger="manual").status == "ok"
+    mapped = draft_address(deal_id)
+    assert mapped["line1"] == "Accounts Payable, Hafenstrasse 5, 20095 Hamburg"
+    assert mapped["city"] == ""
