@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from flask_login import current_user
 from sqlalchemy import select
@@ -20,6 +22,7 @@ from app.audit.operations import changes
 from app.auth.models import User
 from app.extensions import db
 from app.invoices.models import STATUSES, Invoice
+from app.money import round_major
 
 # Placeholders: the panel asks "could this user do it, given a reason?"
 _NOTE = {"reason": "-", "comment": "-"}
@@ -91,14 +94,28 @@ class TimelineRow:
     notes: list[tuple[str, str]]
 
 
-def _show(field: str, value) -> str:
+_DECIMAL = re.compile(r"-?\d+\.\d+")
+MONEY_FIELDS = frozenset({"unit_price", "amount", "total", "subtotal"})
+
+
+def _show(field: str, value, currency: str = "") -> str:
     if value is None or value == "":
         return "—"
     if field == "status":
         return STATUSES.get(value, value)
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    text = str(value)
+    if _DECIMAL.fullmatch(text):
+        # Stored with six decimals ("120.000000"): show what was typed, a price with
+        # its currency's decimals ("120.00", JPY "1200").
+        number = Decimal(text)
+        if field in MONEY_FIELDS and currency and number == round_major(number, currency):
+            return str(round_major(number, currency))
+        whole, _, frac = text.partition(".")
+        frac = frac.rstrip("0")
+        return f"{whole}.{frac}" if frac else whole
+    return text
 
 
 def _label(action: str) -> str:
@@ -115,6 +132,8 @@ def timeline(invoice_id: int) -> list[TimelineRow]:
         .order_by(AuditEntry.id.desc())
     ).scalars().all()
     people = names(e.actor_id for e in entries)
+    invoice = db.session.get(Invoice, invoice_id)
+    currency = invoice.currency if invoice is not None else ""
     rows = []
     for e in entries:
         after = dict(e.after or {}) if isinstance(e.after, dict) else {}
@@ -123,7 +142,8 @@ def timeline(invoice_id: int) -> list[TimelineRow]:
         for k in NOTE_KEYS:
             before.pop(k, None)
         diff = [
-            (FIELD_LABELS.get(f, f.replace("_", " ").capitalize()), _show(f, old), _show(f, new))
+            (FIELD_LABELS.get(f, f.replace("_", " ").capitalize()), _show(f, old, currency),
+             _show(f, new, currency))
             for f, (old, new) in changes(before, after).items()
         ]
         actor = people.get(e.actor_id) or e.actor_label

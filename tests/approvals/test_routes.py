@@ -320,3 +320,28 @@ def test_approval_routes_for_every_role(app, client, make_user, login, role):
             assert resp.status_code == 403, (rule.endpoint, role)
         checked += 1
     assert checked == 15
+
+
+@pytest.mark.parametrize("currency, price_before, price_after", [
+    ("EUR", "120.00", "99.50"), ("JPY", "1200", "1199"), ("KWD", "12.000", "11.250"),
+])
+def test_timeline_shows_amounts_as_typed_not_as_stored(app, make_invoice, currency,
+                                                       price_before, price_after):
+    """Amounts are stored with six decimals; the timeline shows a price with its
+    currency's decimals and a quantity or a rate without trailing zeros."""
+    from app.approvals.display import timeline
+    from app.audit.operations import record
+
+    invoice_id = make_invoice(currency=currency)
+    with app.app_context():
+        record("invoice.line_update", "invoice", invoice_id,
+               {"line": 1, "unit_price": Decimal(price_before).quantize(Decimal("0.000001")),
+                "quantity": "2.500000", "tax_percent": "19.000000"},
+               {"line": 1, "unit_price": Decimal(price_after).quantize(Decimal("0.000001")),
+                "quantity": "3.000000", "tax_percent": "7.700000"})
+        db.session.commit()
+        [row] = [r for r in timeline(invoice_id) if r.entry.action == "invoice.line_update"]
+    shown = {label: (old, new) for label, old, new in row.changes}
+    assert shown["Unit price"] == (price_before, price_after)
+    assert shown["Quantity"] == ("2.5", "3")
+    assert shown["Tax percent"] == ("19", "7.7")
