@@ -94,6 +94,8 @@ def test_queue_page_p95(app, client, big, make_user, login, capsys):
         "unfiltered": "/queue/",
         "filtered": f"/queue/?owner={owner}&currency=EUR&sort=value",
         "search": "/queue/?q=synthetic",
+        "search, one match": "/queue/?q=Synthetic+deal+4242",
+        "search, no match": "/queue/?q=no+such+customer",
         "flag": "/queue/?flag=no_email",
     }
     results = {}
