@@ -427,9 +427,38 @@ class _Run:
     def add_lines(self, step: PushStep) -> None:
         index = int(step.name.split(":")[1])
         call = [c for c in self.plan() if c.step == "lines"][index]
-        result = self.calls.add_lines(self.stripe_invoice_id, call.params, step.idempotency_key)
+        result = self._earlier_lines(index, len(call.params["lines"])) \
+            if step.attempts > 1 else None
+        if result is None:
+            result = self.calls.add_lines(self.stripe_invoice_id, call.params,
+                                          step.idempotency_key)
         step.stripe_id = result.id
         step.result = _amounts(result)
+
+    def _earlier_lines(self, index: int, size: int):
+        """Like `_earlier_draft`, for lines sent again (Stripe may have forgotten the
+        key): the draft invoice is the desk's alone, so its line count tells whether
+        this chunk arrived. Returns the invoice when it did, None when it did not."""
+        before = index * ADD_LINES_CHUNK
+        count, after = 0, None
+        while True:
+            page = self.calls.invoice_lines(self.stripe_invoice_id, after)
+            count += len(page.data)
+            if not page.has_more or not page.data:
+                break
+            after = page.data[-1].id
+        if count == before:
+            return None
+        if count == before + size:
+            return self.calls.retrieve_invoice(self.stripe_invoice_id)
+        raise PushStopped(
+            f"The draft {self.stripe_invoice_id} in Stripe has {count} lines where "
+            f"{before} or {before + size} were expected. The push stopped before finalizing: "
+            "nothing was sent to the customer.",
+            "Someone may have edited the draft in Stripe: remove the lines added there and "
+            "retry, or edit the invoice and have it approved again (the push of the new "
+            "version deletes this draft and makes a new one).",
+        )
 
     def check(self, step: PushStep) -> None:
         last = self.job.steps[[s.name for s in self.job.steps].index("check") - 1]

@@ -94,6 +94,13 @@ class Calls:
         return self._mutate("lines", "invoices.add_lines", self.sdk.invoices.add_lines,
                             invoice_id, params=params, key=key)
 
+    def invoice_lines(self, invoice_id: str, starting_after: str | None = None):
+        params = {"limit": 100}
+        if starting_after:
+            params["starting_after"] = starting_after
+        return self._read("invoices.lines", self.sdk.invoices.line_items.list, invoice_id,
+                          params=params)
+
     def retrieve_invoice(self, invoice_id: str):
         return self._read("invoices.retrieve", self.sdk.invoices.retrieve, invoice_id)
 

@@ -411,3 +411,39 @@ def test_a_create_resent_after_stripe_forgot_its_key_adopts_the_earlier_draft(
     assert si["status"] == "open"
     assert "POST /v1/invoices" not in posts(stripe_desk.ledger())
     assert "GET /v1/invoices" in posts(stripe_desk.ledger())
+
+
+def test_lines_resent_after_stripe_forgot_the_key_are_not_added_twice(
+    stripe_desk, approver, ctx
+):
+    iid = approved_invoice(approver.id)
+    stripe_desk.fault("lose", count=1000, path=r"/add_lines$")
+    assert push(iid)["retrying"] == 1
+    [draft] = stripe_invoices_for(stripe_desk, iid)
+    lines = len(stripe_lines(stripe_desk, draft))
+    assert lines == len(for_invoice(invoice(iid)).push_lines)  # they arrived
+    stripe_desk.clear_faults()
+    stripe_desk.advance_clock(days=2)
+    stripe_desk.reset_ledger()
+    assert ops.work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))["done"] == 1
+    [si] = stripe_invoices_for(stripe_desk, iid)
+    assert len(stripe_lines(stripe_desk, si)) == lines
+    assert si["status"] == "open" and si["total"] == for_invoice(invoice(iid)).total
+    assert not any(p.endswith("/add_lines") for p in posts(stripe_desk.ledger()))
+
+
+def test_a_draft_edited_in_stripe_stops_the_resent_lines_in_plain_words(
+    stripe_desk, stripe_client, approver, ctx
+):
+    iid = approved_invoice(approver.id)
+    stripe_desk.fault("lose", count=1000, path=r"/add_lines$")
+    push(iid)
+    [draft] = stripe_invoices_for(stripe_desk, iid)
+    stripe_desk.clear_faults()
+    stripe_client.v1.invoices.add_lines(draft["id"], {"lines": [
+        {"description": "Added by hand", "amount": 100}]})
+    ops.work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+    inv = invoice(iid)
+    assert inv.status == "push_failed"
+    assert "where 0 or" in inv.push_error and "nothing was sent" in inv.push_error
+    assert stripe_invoices_for(stripe_desk, iid)[0]["status"] == "draft"
