@@ -12,7 +12,7 @@ PRESETS = {
     "quarter": "This quarter",
     "year": "This year",
     "all": "All time",
-    "custom": "Dates below",
+    "custom": "From and to dates",
 }
 DEFAULT_PRESET = "year"
 EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
