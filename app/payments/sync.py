@@ -366,11 +366,24 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
     elif kind == "invoice_payment":
         invoice = apply_invoice_payment(obj)
         if invoice is not None and gateway is not None and reread:
+            if db.session.get(StripePayment, obj["id"]).charge is None:
+                # Shuffled webhooks: a refund may have come before this payment, and its
+                # charge event found no payment to apply to. Read the charge now.
+                for charge in _charges_of(gateway, obj):
+                    apply_charge(charge)
             fresh = _reread(gateway, "invoice", obj.get("invoice"))
             if fresh:
                 apply_invoice(fresh, event=event)
     elif kind == "charge":
         invoice = apply_charge(obj)
+        if invoice is None and gateway is not None and reread:
+            # The refund came before the payment it refunds (webhooks come in any order):
+            # find that payment in Stripe, then apply the refund to it.
+            payment = _invoice_payment_of(gateway, obj)
+            if payment is not None:
+                lock_invoice(payment.get("invoice"))
+                apply_invoice_payment(payment)
+                invoice = apply_charge(obj)
     elif kind == "dispute":
         invoice = apply_dispute(obj, opened=etype == "charge.dispute.created")
     elif kind == "credit_note":
@@ -392,6 +405,32 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
         return "ignored"
     crm.tell(invoice, event)
     return "processed"
+
+
+def _charges_of(gateway: StripeGateway, invoice_payment: dict) -> list[dict]:
+    """The succeeded charge(s) behind an invoice payment, read fresh."""
+    payment = invoice_payment.get("payment") or {}
+    if payment.get("charge"):
+        charge = _reread(gateway, "charge", payment["charge"])
+        return [charge] if charge else []
+    intent = payment.get("payment_intent")
+    if not intent:
+        return []
+    page = gateway.call("charges.list", gateway.client.v1.charges.list,
+                        params={"payment_intent": intent, "limit": 10}, mutating=False)
+    return [c for c in (_obj(c) for c in page.data) if c.get("status") == "succeeded"]
+
+
+def _invoice_payment_of(gateway: StripeGateway, charge: dict) -> dict | None:
+    intent = charge.get("payment_intent")
+    if not intent:
+        return None
+    page = gateway.call(
+        "invoice_payments.list", gateway.client.v1.invoice_payments.list,
+        params={"payment": {"type": "payment_intent", "payment_intent": intent}, "limit": 1},
+        mutating=False,
+    )
+    return _obj(page.data[0]) if page.data else None
 
 
 def _reread(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | None:

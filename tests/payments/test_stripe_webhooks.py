@@ -220,3 +220,32 @@ def test_duplicated_shuffled_webhooks_end_in_the_in_order_state(
         inv["pre_payment_credit_notes_amount"] + inv["post_payment_credit_notes_amount"]
     )
     assert refunded * 100 == true_refunded
+
+
+def test_a_refund_delivered_before_its_payment_is_not_lost(app, pushed, stripe_sandbox):
+    """Webhooks come in any order: the refund's charge event, arriving before the payment
+    it refunds, finds no payment yet; the payment's event then reads the charge."""
+    from app.payments.sync import process_event
+    from app.stripe_api.factory import stripe_gateway
+    from tests.payments.test_payment_sync import _charge_of
+
+    sid = pushed["stripe_id"]
+    stripe_sandbox.pay_invoice(sid, 1000)
+    stripe_sandbox.refund(_charge_of(stripe_sandbox, sid), 300)
+    events = requests.get(f"{stripe_sandbox.url}/v1/events", params={"limit": 100},
+                          headers={"Authorization": f"Bearer {stripe_sandbox.api_key}"},
+                          timeout=10).json()["data"]
+    by_type = {e["type"]: e for e in events}
+    with app.app_context():
+        gateway = stripe_gateway()
+        for etype in ("charge.refunded", "invoice_payment.paid"):
+            assert process_event(by_type[etype], gateway, reread=True) == "processed"
+            db.session.commit()
+        from app.writeback.models import WritebackItem
+
+        notes = [str(w.payload) for w in db.session.execute(select(WritebackItem)).scalars()
+                 if w.kind == "deal_note"]
+    status, paid, refunded, *_ = _state(app, pushed["invoice_id"])
+    assert (paid, refunded) == (10, 3)
+    assert status == "partially_paid"
+    assert any("Refund on" in n and "3.00 refunded in total" in n for n in notes), notes
