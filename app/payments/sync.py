@@ -366,11 +366,6 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
     elif kind == "invoice_payment":
         invoice = apply_invoice_payment(obj)
         if invoice is not None and gateway is not None and reread:
-            if db.session.get(StripePayment, obj["id"]).charge is None:
-                # Shuffled webhooks: a refund may have come before this payment, and its
-                # charge event found no payment to apply to. Read the charge now.
-                for charge in _charges_of(gateway, obj):
-                    apply_charge(charge)
             fresh = _reread(gateway, "invoice", obj.get("invoice"))
             if fresh:
                 apply_invoice(fresh, event=event)
@@ -405,20 +400,6 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
         return "ignored"
     crm.tell(invoice, event)
     return "processed"
-
-
-def _charges_of(gateway: StripeGateway, invoice_payment: dict) -> list[dict]:
-    """The succeeded charge(s) behind an invoice payment, read fresh."""
-    payment = invoice_payment.get("payment") or {}
-    if payment.get("charge"):
-        charge = _reread(gateway, "charge", payment["charge"])
-        return [charge] if charge else []
-    intent = payment.get("payment_intent")
-    if not intent:
-        return []
-    page = gateway.call("charges.list", gateway.client.v1.charges.list,
-                        params={"payment_intent": intent, "limit": 10}, mutating=False)
-    return [c for c in (_obj(c) for c in page.data) if c.get("status") == "succeeded"]
 
 
 def _invoice_payment_of(gateway: StripeGateway, charge: dict) -> dict | None:
