@@ -412,17 +412,11 @@ class _Run:
         make a second draft. So a resent create first looks for the draft this push
         made: the customer's draft naming this desk invoice and approved version."""
         want = params["metadata"]
-        after = None
-        while True:
-            page = self.calls.draft_invoices(params["customer"], after)
-            for draft in page.data:
-                meta = draft.metadata.to_dict() if draft.metadata else {}
-                if all(meta.get(k) == want[k]
-                       for k in ("desk_invoice_id", "desk_invoice_version")):
-                    return draft
-            if not page.has_more or not page.data:
-                return None
-            after = page.data[-1].id
+        for draft in self.calls.draft_invoices(params["customer"]):
+            meta = draft.metadata.to_dict() if draft.metadata else {}
+            if all(meta.get(k) == want[k] for k in ("desk_invoice_id", "desk_invoice_version")):
+                return draft
+        return None
 
     def add_lines(self, step: PushStep) -> None:
         index = int(step.name.split(":")[1])
@@ -440,13 +434,7 @@ class _Run:
         key): the draft invoice is the desk's alone, so its line count tells whether
         this chunk arrived. Returns the invoice when it did, None when it did not."""
         before = index * ADD_LINES_CHUNK
-        count, after = 0, None
-        while True:
-            page = self.calls.invoice_lines(self.stripe_invoice_id, after)
-            count += len(page.data)
-            if not page.has_more or not page.data:
-                break
-            after = page.data[-1].id
+        count = sum(1 for _ in self.calls.invoice_lines(self.stripe_invoice_id))
         if count == before:
             return None
         if count == before + size:

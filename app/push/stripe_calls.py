@@ -51,6 +51,17 @@ class Calls:
     def _read(self, operation: str, fn, *args, **kwargs):
         return self.gateway.call(operation, fn, *args, mutating=False, **kwargs)
 
+    def _each(self, operation: str, fn, *args, params: dict):
+        """Every item of a Stripe list, 100 a page, each page one read through the gateway;
+        a page is fetched only when the caller goes on past the one before."""
+        params = dict(params, limit=100)
+        while True:
+            page = self._read(operation, fn, *args, params=params)
+            yield from page.data
+            if not page.has_more or not page.data:
+                return
+            params = dict(params, starting_after=page.data[-1].id)
+
     # -- customers
     def search_customers(self, query: str):
         return self._read("customers.search", self.sdk.customers.search,
@@ -69,11 +80,8 @@ class Calls:
                             customer_id, params=params, key=key)
 
     # -- tax rates
-    def tax_rates(self, starting_after: str | None = None):
-        params = {"active": True, "limit": 100}
-        if starting_after:
-            params["starting_after"] = starting_after
-        return self._read("tax_rates.list", self.sdk.tax_rates.list, params=params)
+    def tax_rates(self):
+        return self._each("tax_rates.list", self.sdk.tax_rates.list, params={"active": True})
 
     def create_tax_rate(self, params: dict, key: str):
         return self._mutate("tax_rate", "tax_rates.create", self.sdk.tax_rates.create,
@@ -84,22 +92,17 @@ class Calls:
         return self._mutate("invoice", "invoices.create", self.sdk.invoices.create,
                             params=params, key=key)
 
-    def draft_invoices(self, customer_id: str, starting_after: str | None = None):
-        params = {"customer": customer_id, "status": "draft", "limit": 100}
-        if starting_after:
-            params["starting_after"] = starting_after
-        return self._read("invoices.list", self.sdk.invoices.list, params=params)
+    def draft_invoices(self, customer_id: str):
+        return self._each("invoices.list", self.sdk.invoices.list,
+                          params={"customer": customer_id, "status": "draft"})
 
     def add_lines(self, invoice_id: str, params: dict, key: str):
         return self._mutate("lines", "invoices.add_lines", self.sdk.invoices.add_lines,
                             invoice_id, params=params, key=key)
 
-    def invoice_lines(self, invoice_id: str, starting_after: str | None = None):
-        params = {"limit": 100}
-        if starting_after:
-            params["starting_after"] = starting_after
-        return self._read("invoices.lines", self.sdk.invoices.line_items.list, invoice_id,
-                          params=params)
+    def invoice_lines(self, invoice_id: str):
+        return self._each("invoices.lines", self.sdk.invoices.line_items.list, invoice_id,
+                          params={})
 
     def retrieve_invoice(self, invoice_id: str):
         return self._read("invoices.retrieve", self.sdk.invoices.retrieve, invoice_id)

@@ -50,17 +50,13 @@ def ensure_tax_rates(calls: Calls, invoice, totals: Totals) -> dict[str, str]:
         return ids
     wanted = {c.params["metadata"]["desk_tax_key"] for c in missing}
     # Reuse a rate Stripe already has (made by hand, or by the desk before its table).
-    after = None
-    while wanted - set(ids):
-        page = calls.tax_rates(after)
-        for rate in page.data:
-            key = _stripe_key(rate)
-            if key in wanted and key not in ids and rate.active:
-                ids[key] = rate.id
-                _remember(key, rate.id)
-        if not page.has_more or not page.data:
+    for rate in calls.tax_rates():
+        key = _stripe_key(rate)
+        if key in wanted and key not in ids and rate.active:
+            ids[key] = rate.id
+            _remember(key, rate.id)
+        if not wanted - set(ids):
             break
-        after = page.data[-1].id
     for call in missing:
         key = call.params["metadata"]["desk_tax_key"]
         if key in ids:

@@ -447,3 +447,20 @@ def test_a_draft_edited_in_stripe_stops_the_resent_lines_in_plain_words(
     assert inv.status == "push_failed"
     assert "where 0 or" in inv.push_error and "nothing was sent" in inv.push_error
     assert stripe_invoices_for(stripe_desk, iid)[0]["status"] == "draft"
+
+
+def test_stripe_lists_are_read_page_by_page_only_as_far_as_needed(
+    stripe_desk, stripe_client, ctx
+):
+    from app.push.stripe_calls import Calls, push_gateway
+
+    for n in range(150):
+        stripe_client.v1.tax_rates.create({"display_name": f"Rate {n}", "percentage": 1,
+                                           "inclusive": False})
+    stripe_desk.reset_ledger()
+    calls = Calls(push_gateway())
+    assert len(list(calls.tax_rates())) == 150
+    assert posts(stripe_desk.ledger()) == ["GET /v1/tax_rates"] * 2
+    stripe_desk.reset_ledger()
+    next(iter(calls.tax_rates()))
+    assert posts(stripe_desk.ledger()) == ["GET /v1/tax_rates"]
