@@ -23,6 +23,7 @@ from app.auth.models import User
 from app.extensions import db
 from app.invoices.models import STATUSES, Invoice
 from app.money import round_major
+from app.web.layout import plain_number
 
 # Placeholders: the panel asks "could this user do it, given a reason?"
 _NOTE = {"reason": "-", "comment": "-"}
@@ -112,9 +113,7 @@ def _show(field: str, value, currency: str = "") -> str:
         number = Decimal(text)
         if field in MONEY_FIELDS and currency and number == round_major(number, currency):
             return str(round_major(number, currency))
-        whole, _, frac = text.partition(".")
-        frac = frac.rstrip("0")
-        return f"{whole}.{frac}" if frac else whole
+        return plain_number(number)
     return text
 
 
