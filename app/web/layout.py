@@ -11,6 +11,7 @@ from flask import Flask, current_app, request, url_for
 from flask_login import current_user
 
 from app.auth.permissions import PERMISSIONS
+from app.money import plain_decimal
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,9 @@ def localtime(value: dt.datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
-def plain_number(value) -> str:
-    """A Decimal as people write it: 1200, 1.5, 0.125 (never 1.2E+3, never float)."""
-    if value is None:
-        return ""
-    text = f"{value.normalize():f}" if hasattr(value, "normalize") else str(value)
-    return text
+# The `num` filter: a Decimal as people write it (1200, 1.5, 0.125; never 1.2E+3, never
+# the column's trailing zeros). The one formatter lives in app.money.
+plain_number = plain_decimal
 
 
 def has_endpoint(name: str) -> bool:
