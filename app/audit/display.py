@@ -1,0 +1,170 @@
+"""What the audit log shows: values in plain words, and an object filter that takes what
+the rows show ("invoice 3", "invoice:3", "invoice #3") or an invoice's number.
+
+The stored entries (and so the hash chain) are never touched: everything here only
+reads them and turns them into text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+
+from app.audit.models import AuditEntry
+from app.extensions import db
+from app.money import plain_decimal
+
+NONE = "—"
+
+# Exactly what str(Decimal) writes when it is not a whole number: "120.000000",
+# "-0.50", "1E+3", "1E-7". Decimals reach the audit log as such strings (app.types.json_safe);
+# whole numbers ("1000") are already plain, and leading zeros ("007.5") are someone's text.
+DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+(?:E[+-]\d+)?|E[+-]\d+)")
+# Fields that hold people's text, shown as typed even when it looks like a number.
+TEXT_FIELDS = frozenset(
+    {"description", "memo", "footer", "po_number", "vat_id", "name", "number", "reason",
+     "comment", "hold_reason", "customer_name", "title", "value_text"}
+)
+
+
+def show_value(value, field: str | None = None, *, inline: bool = False) -> str:
+    """One audit value as people read it: None "—", lists "a, b", Decimals plain
+    ("20", not "2E+1"; "0", not "0.000000"), a dict "key: value" per line (`inline`:
+    separated by commas, for a place that shows one line)."""
+    if value is None or value == "" or value == [] or value == {}:
+        return NONE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        parts = [f"{k}: {show_value(v, str(k), inline=True)}" for k, v in value.items()]
+        return ", ".join(parts) if inline else "\n".join(parts)
+    if isinstance(value, (list, tuple)):
+        items = [show_value(v, field, inline=True) for v in value]
+        joiner = "; " if any(isinstance(v, dict) for v in value) else ", "
+        return joiner.join(items)
+    if isinstance(value, str):
+        if field not in TEXT_FIELDS and DECIMAL_TEXT.fullmatch(value):
+            return plain_decimal(value)
+        return value
+    if isinstance(value, int):
+        return str(value)
+    try:  # a Decimal handed over directly
+        return plain_decimal(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def readable_changes(before, after) -> list[tuple[str, str, str]]:
+    """[(field, old, new)] for the fields that differ, each value in plain words."""
+    from app.audit.operations import changes
+
+    before = before if isinstance(before, dict) else ({} if before is None else {"": before})
+    after = after if isinstance(after, dict) else ({} if after is None else {"": after})
+    return [
+        (field, show_value(old, field), show_value(new, field))
+        for field, (old, new) in changes(before, after).items()
+    ]
+
+
+# -- the object filter ----------------------------------------------------------------
+
+# "invoice 3", "invoice:3", "invoice #3", "invoice: #3", "push_job", "tax_mapping 19 vat".
+_OBJECT = re.compile(r"([A-Za-z][A-Za-z0-9_]*)(?:\s*[:#\s]\s*#?\s*(.*))?", re.S)
+HINT = (
+    "Enter an object as the rows show it (invoice 3, invoice:3, invoice #3, user 2) "
+    "or an invoice number (the desk's, such as BD-00003, or Stripe's)."
+)
+
+
+@dataclass
+class ObjectFilter:
+    """The entries an object search means, or why it means none."""
+
+    object_type: str | None = None
+    object_ids: list[str] | None = None  # None: any object of the type
+    error: str | None = None
+    note: str | None = None  # what an invoice number was resolved to
+
+    def apply(self, query):
+        if self.object_type:
+            query = query.where(AuditEntry.object_type == self.object_type)
+        if self.object_ids is not None:
+            query = query.where(AuditEntry.object_id.in_(self.object_ids))
+        return query
+
+
+def invoices_numbered(text: str) -> list:
+    """The invoices whose desk number (BD-00003), Stripe number or Stripe id is `text`."""
+    from app.invoices.models import Invoice
+
+    wanted = text.strip().upper()
+    if not wanted:
+        return []
+    found = {
+        inv.id: inv
+        for inv in db.session.execute(
+            select(Invoice).where(
+                or_(func.upper(Invoice.stripe_number) == wanted,
+                    Invoice.stripe_invoice_id == text.strip())
+            )
+        ).scalars()
+    }
+    # The desk's own number is made from the id: read the id off the end and let the
+    # invoice say whether that is its number (the format stays the model's alone).
+    digits = re.search(r"(\d+)$", wanted)
+    if digits and int(digits.group(1)) not in found and len(digits.group(1)) < 12:
+        inv = db.session.get(Invoice, int(digits.group(1)))
+        if inv is not None and inv.number.upper() == wanted:
+            found[inv.id] = inv
+    return list(found.values())
+
+
+def _type_exists(object_type: str) -> bool:
+    return db.session.execute(
+        select(AuditEntry.id).where(AuditEntry.object_type == object_type).limit(1)
+    ).first() is not None
+
+
+def object_filter(text: str) -> ObjectFilter:
+    text = (text or "").strip()
+    if not text:
+        return ObjectFilter()
+    invoices = invoices_numbered(text)
+    if invoices:
+        names = ", ".join(
+            f"invoice {inv.id} ({inv.number}"
+            + (f", Stripe {inv.stripe_number}" if inv.stripe_number else "") + ")"
+            for inv in invoices
+        )
+        return ObjectFilter("invoice", [str(inv.id) for inv in invoices],
+                            note=f"{text} is {names}.")
+    match = _OBJECT.fullmatch(text)
+    if match is None:
+        return ObjectFilter(error=f"No invoice is numbered “{text}”. {HINT}")
+    kind = match.group(1).lower()
+    ident = (match.group(2) or "").strip()
+    if not _type_exists(kind):
+        if ident:
+            return ObjectFilter(error=f"Nothing called “{kind}” is in the audit log. {HINT}")
+        return ObjectFilter(
+            error=f"Nothing called “{kind}” is in the audit log, and no invoice is numbered "
+                  f"“{text}”. {HINT}"
+        )
+    return ObjectFilter(kind, [ident] if ident else None)
+
+
+def invoice_numbers(entries) -> dict[str, str]:
+    """object id -> "BD-00003 · DESK-0001" for the invoice rows on this page."""
+    from app.invoices.models import Invoice
+
+    ids = {int(e.object_id) for e in entries
+           if e.object_type == "invoice" and e.object_id.isdigit() and len(e.object_id) < 12}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Invoice).where(Invoice.id.in_(ids))).scalars()
+    return {
+        str(inv.id): inv.number + (f" · {inv.stripe_number}" if inv.stripe_number else "")
+        for inv in rows
+    }
