@@ -38,7 +38,9 @@ def show_value(value, field: str | None = None, *, inline: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        parts = [f"{k}: {show_value(v, str(k), inline=True)}" for k, v in value.items()]
+        # Sorted: PostgreSQL's JSONB keeps no key order, so both databases show one order.
+        parts = [f"{k}: {show_value(v, str(k), inline=True)}"
+                 for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
         return ", ".join(parts) if inline else "\n".join(parts)
     if isinstance(value, (list, tuple)):
         items = [show_value(v, field, inline=True) for v in value]
