@@ -4,12 +4,14 @@ what goes to Pipedrive, not in CSV. One formatter, app.money.plain_decimal."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal as D
 
 import pytest
 from flask import render_template_string
 
 from app.extensions import db
+from app.money import plain_decimal
 
 # (stored or computed Decimal, how people write it)
 CASES = [
@@ -141,3 +143,22 @@ def test_invoice_timeline_shows_stored_decimals_plainly(app, client, make_user, 
     assert "name: Cost centre, value: 42" in html and "[{" not in html
     for raw in ("1E+3", "2E+1", "1E-7", ">0.000000<", ">1.000000<"):
         assert raw not in html
+
+
+def test_the_deal_drift_panel_shows_numbers_plainly(app, client, login, draft, synced):
+    """The 'deal changed in Pipedrive' panel printed the snapshot's str(Decimal)."""
+    from app.intake.operations import run_deal_sync
+    from app.invoices.models import Invoice
+
+    with app.app_context():
+        inv = db.session.get(Invoice, draft["invoice_id"])
+        line = next(ln for ln in inv.lines if ln.source_deal_product_id)
+        product_id, qty = line.source_deal_product_id, line.quantity
+    synced.ui_edit(draft["deal_id"], products=[{"id": product_id, "quantity": int(qty) + 2}])
+    with app.app_context():
+        assert run_deal_sync().status == "ok"
+    login(draft["finance"])
+    html = client.get(f"/invoices/{draft['invoice_id']}").get_data(as_text=True)
+    panel = html.split('id="drift"')[1].split("</article>")[0]
+    assert f"quantity <del>{plain_decimal(qty)}</del> → <ins>{int(qty) + 2}</ins>" in panel
+    assert not re.search(r"\.\d*0<", panel), panel  # was "1.750000 → 3.000000"

@@ -97,6 +97,7 @@ def has_endpoint(name: str) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    from app.audit.display import show_value
     from app.money import format_money
 
     app.jinja_env.globals["nav_items"] = nav_items
@@ -104,6 +105,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["has_endpoint"] = has_endpoint
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["num"] = plain_number
+    # A stored value (audit, snapshots) in words: Decimals plain, lists "a, b", None "—".
+    app.jinja_env.filters["shown"] = show_value
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
