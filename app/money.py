@@ -55,7 +55,9 @@ def to_minor(amount: Decimal, currency: str) -> int:
         raise TypeError("amounts are Decimal, never float")
     scaled = amount.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount} has more decimals than {currency.upper()} allows")
+        raise ValueError(
+            f"{plain_decimal(amount)} has more decimals than {currency.upper()} allows"
+        )
     return int(scaled)
 
 

@@ -162,3 +162,10 @@ def test_the_deal_drift_panel_shows_numbers_plainly(app, client, login, draft, s
     panel = html.split('id="drift"')[1].split("</article>")[0]
     assert f"quantity <del>{plain_decimal(qty)}</del> → <ins>{int(qty) + 2}</ins>" in panel
     assert not re.search(r"\.\d*0<", panel), panel  # was "1.750000 → 3.000000"
+
+
+def test_a_refused_amount_is_named_plainly():
+    from app.money import to_minor
+
+    with pytest.raises(ValueError, match=r"^0\.0000001 has more decimals than EUR allows$"):
+        to_minor(D("1E-7"), "EUR")
