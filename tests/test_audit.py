@@ -165,11 +165,16 @@ def test_object_filter_takes_what_the_rows_show(app, client, make_user, login):
 
 def test_an_invoice_number_finds_the_invoice(app, client, make_user, login):
     from app.invoices.models import Invoice
+    from app.writeback.operations import enqueue
 
     invoice_id = _audited_invoice(app, stripe_number="DESK-0001", stripe_status="open")
     other = _audited_invoice(app)
     with app.app_context():
         desk_number = db.session.get(Invoice, invoice_id).number
+        mine = enqueue("deal_note", "numbers:mine", "deal", 1, {}, invoice_id=invoice_id)
+        enqueue("deal_note", "numbers:other", "deal", 1, {}, invoice_id=other)
+        db.session.commit()
+        writeback = f"writeback {mine.id}<"
     login(make_user("admin"))
     for typed in ("DESK-0001", "desk-0001", desk_number, desk_number.lower()):
         html = client.get("/admin/audit/", query_string={"object": typed}).get_data(
@@ -177,6 +182,8 @@ def test_an_invoice_number_finds_the_invoice(app, client, make_user, login):
         body = html.split("<tbody>")[1]
         assert body.count("<code>invoice.create</code>") == 1, typed
         assert f"invoice {invoice_id}" in body and f"invoice {other}<" not in body, typed
+        # ... with what the desk did for it under other objects: one write-back, its own.
+        assert body.count("<code>writeback.queued</code>") == 1 and writeback in body, typed
         assert f"is invoice {invoice_id} ({desk_number}, Stripe DESK-0001)" in html, typed
     # The row names the invoice by its numbers too.
     assert f"{desk_number} · DESK-0001" in html

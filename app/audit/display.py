@@ -7,10 +7,10 @@ reads them and turns them into text.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
@@ -80,21 +80,30 @@ HINT = (
 )
 
 
-@dataclass
+@dataclasses.dataclass
 class ObjectFilter:
     """The entries an object search means, or why it means none."""
 
-    object_type: str | None = None
-    object_ids: list[str] | None = None  # None: any object of the type
+    # (object type, its ids or None for any): an entry about any of them matches.
+    targets: list[tuple[str, list[str] | None]] = dataclasses.field(default_factory=list)
     error: str | None = None
     note: str | None = None  # what an invoice number was resolved to
 
     def apply(self, query):
-        if self.object_type:
-            query = query.where(AuditEntry.object_type == self.object_type)
-        if self.object_ids is not None:
-            query = query.where(AuditEntry.object_id.in_(self.object_ids))
-        return query
+        if not self.targets:
+            return query
+        return query.where(or_(*(
+            AuditEntry.object_type == kind if ids is None
+            else and_(AuditEntry.object_type == kind, AuditEntry.object_id.in_(ids))
+            for kind, ids in self.targets
+        )))
+
+
+def _db_id(text: str) -> int | None:
+    """`text` as a row id, when it can be one (digits only, within a 32-bit integer)."""
+    if text.isdigit() and len(text) <= 10 and int(text) <= 2**31 - 1:
+        return int(text)
+    return None
 
 
 def invoices_numbered(text: str) -> list:
@@ -116,11 +125,28 @@ def invoices_numbered(text: str) -> list:
     # The desk's own number is made from the id: read the id off the end and let the
     # invoice say whether that is its number (the format stays the model's alone).
     digits = re.search(r"(\d+)$", wanted)
-    if digits and int(digits.group(1)) not in found and len(digits.group(1)) < 12:
-        inv = db.session.get(Invoice, int(digits.group(1)))
+    ident = _db_id(digits.group(1)) if digits else None
+    if ident is not None and ident not in found:
+        inv = db.session.get(Invoice, ident)
         if inv is not None and inv.number.upper() == wanted:
             found[inv.id] = inv
     return list(found.values())
+
+
+def _invoice_targets(invoice_ids: list[int]) -> list[tuple[str, list[str] | None]]:
+    """The invoices and what the desk did for them under other objects: their push jobs
+    and their Pipedrive write-backs."""
+    from app.push.models import PushJob
+    from app.writeback.models import WritebackItem
+
+    targets: list[tuple[str, list[str] | None]] = [("invoice", [str(i) for i in invoice_ids])]
+    for kind, model in (("push_job", PushJob), ("writeback", WritebackItem)):
+        ids = db.session.execute(
+            select(model.id).where(model.invoice_id.in_(invoice_ids))
+        ).scalars().all()
+        if ids:
+            targets.append((kind, [str(i) for i in ids]))
+    return targets
 
 
 def _type_exists(object_type: str) -> bool:
@@ -140,8 +166,11 @@ def object_filter(text: str) -> ObjectFilter:
             + (f", Stripe {inv.stripe_number}" if inv.stripe_number else "") + ")"
             for inv in invoices
         )
-        return ObjectFilter("invoice", [str(inv.id) for inv in invoices],
-                            note=f"{text} is {names}.")
+        return ObjectFilter(
+            _invoice_targets([inv.id for inv in invoices]),
+            note=f"{text} is {names}; shown with its pushes to Stripe and its "
+                 "write-backs to Pipedrive.",
+        )
     match = _OBJECT.fullmatch(text)
     if match is None:
         return ObjectFilter(error=f"No invoice is numbered “{text}”. {HINT}")
@@ -154,15 +183,14 @@ def object_filter(text: str) -> ObjectFilter:
             error=f"Nothing called “{kind}” is in the audit log, and no invoice is numbered "
                   f"“{text}”. {HINT}"
         )
-    return ObjectFilter(kind, [ident] if ident else None)
+    return ObjectFilter([(kind, [ident] if ident else None)])
 
 
 def invoice_numbers(entries) -> dict[str, str]:
     """object id -> "BD-00003 · DESK-0001" for the invoice rows on this page."""
     from app.invoices.models import Invoice
 
-    ids = {int(e.object_id) for e in entries
-           if e.object_type == "invoice" and e.object_id.isdigit() and len(e.object_id) < 12}
+    ids = {_db_id(e.object_id) for e in entries if e.object_type == "invoice"} - {None}
     if not ids:
         return {}
     rows = db.session.execute(select(Invoice).where(Invoice.id.in_(ids))).scalars()
