@@ -55,7 +55,9 @@ def to_minor(amount: Decimal, currency: str) -> int:
         raise TypeError("amounts are Decimal, never float")
     scaled = amount.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount} has more decimals than {currency.upper()} allows")
+        raise ValueError(
+            f"{plain_decimal(amount)} has more decimals than {currency.upper()} allows"
+        )
     return int(scaled)
 
 
@@ -110,3 +112,33 @@ def format_money(amount: Decimal | None, currency: str | None) -> str:
         frac = (q - whole).scaleb(places).to_integral_value()
         text += "." + str(int(frac)).rjust(places, "0")
     return f"{currency.upper()} {sign}{text}"
+
+
+def plain_decimal(value: Decimal | int | str | None) -> str:
+    """A number as people write it: "20", "1000", "0.0000001", "1.5", "-0.5".
+
+    The one place that turns a Decimal into text for people, Stripe descriptions,
+    Pipedrive and CSV: never scientific notation ("2E+1", "1E-7"), never the zeros a
+    column's scale adds ("120.000000"), never through float. None gives "".
+    A string must hold a number (stored audit values are Decimals as strings).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"a {type(value).__name__} reached the money code: use Decimal")
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"not a number: {value!r}") from None
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {number}")
+    if number.is_zero():
+        return "0"  # also "-0", "0E-6" and "0E+3"
+    # Fixed-point text, then the trailing zeros off: exact for any number of digits
+    # (normalize() would round to the context's 28 digits).
+    text = f"{number:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text

@@ -126,3 +126,119 @@ def test_date_range_uses_the_users_time_zone(app, client, make_user, login):
     assert "thing 99" in html.get_data(as_text=True)
     html = client.get("/admin/audit/?object=thing&start=2026-11-20&end=2026-11-20")
     assert "thing 99" not in html.get_data(as_text=True)
+
+
+# -- issue 14, defect 17: the filter takes what the rows show, invoice numbers resolve,
+#    values read as words -------------------------------------------------------------
+
+
+def _audited_invoice(app, **kw) -> int:
+    from tests.approvals.conftest import new_invoice
+
+    with app.app_context():
+        set_system_actor("system:test")
+        try:
+            invoice = new_invoice(**kw)
+            record("invoice.create", "invoice", invoice.id, None, {"status": "draft"})
+            record("thing.update", "thing", invoice.id, {"v": "0"}, {"v": "1"})  # same id
+            db.session.commit()
+            return invoice.id
+        finally:
+            set_system_actor(None)
+
+
+def test_object_filter_takes_what_the_rows_show(app, client, make_user, login):
+    _audited_invoice(app)  # another invoice first: the filter must tell them apart
+    invoice_id = _audited_invoice(app)
+    login(make_user("admin"))
+    page = client.get("/admin/audit/?object=invoice").get_data(as_text=True)
+    assert f"invoice {invoice_id}" in page  # how a row names its object
+    for typed in (f"invoice {invoice_id}", f"invoice:{invoice_id}", f"invoice #{invoice_id}",
+                  f"Invoice: #{invoice_id}", f"  invoice   {invoice_id} "):
+        html = client.get("/admin/audit/", query_string={"object": typed}).get_data(
+            as_text=True)
+        body = html.split("<tbody>")[1]
+        assert body.count("<code>invoice.create</code>") == 1, typed
+        assert "thing.update" not in body, typed
+        assert f"invoice {invoice_id}" in body, typed
+
+
+def test_an_invoice_number_finds_the_invoice(app, client, make_user, login):
+    from app.invoices.models import Invoice
+    from app.writeback.operations import enqueue
+
+    invoice_id = _audited_invoice(app, stripe_number="DESK-0001", stripe_status="open")
+    other = _audited_invoice(app)
+    with app.app_context():
+        desk_number = db.session.get(Invoice, invoice_id).number
+        mine = enqueue("deal_note", "numbers:mine", "deal", 1, {}, invoice_id=invoice_id)
+        enqueue("deal_note", "numbers:other", "deal", 1, {}, invoice_id=other)
+        db.session.commit()
+        writeback = f"writeback {mine.id}<"
+    login(make_user("admin"))
+    for typed in ("DESK-0001", "desk-0001", desk_number, desk_number.lower()):
+        html = client.get("/admin/audit/", query_string={"object": typed}).get_data(
+            as_text=True)
+        body = html.split("<tbody>")[1]
+        assert body.count("<code>invoice.create</code>") == 1, typed
+        assert f"invoice {invoice_id}" in body and f"invoice {other}<" not in body, typed
+        # ... with what the desk did for it under other objects: one write-back, its own.
+        assert body.count("<code>writeback.queued</code>") == 1 and writeback in body, typed
+        assert f"is invoice {invoice_id} ({desk_number}, Stripe DESK-0001)" in html, typed
+    # The row names the invoice by its numbers too.
+    assert f"{desk_number} · DESK-0001" in html
+    # A number that is no invoice: said next to the field, the typed text kept, no 500.
+    resp = client.get("/admin/audit/", query_string={"object": "DESK-9999"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert "No invoice is numbered “DESK-9999”" in html and 'value="DESK-9999"' in html
+    assert 'name="object" value="DESK-9999" placeholder="invoice 3, user 2 or BD-00003" ' \
+           'aria-invalid="true"' in html
+    html = client.get("/admin/audit/", query_string={"object": "gizmo 3"}).get_data(
+        as_text=True)
+    assert "Nothing called “gizmo” is in the audit log." in html
+
+
+def test_values_read_as_words_not_python(app, client, make_user, login):
+    from decimal import Decimal
+
+    with app.app_context():
+        record("invoice.line_update", "invoice", 77,
+               {"quantity": Decimal("1.000000"), "tax_rate": Decimal("0.000000"),
+                "edited_fields": ["quantity"], "address": None, "description": "Setup"},
+               {"quantity": Decimal("1E+3"), "tax_rate": Decimal("2E+1"),
+                "edited_fields": ["quantity", "tax_rate"],
+                "address": {"line1": "Hauptstr. 1", "city": "Berlin"},
+                "description": "1.50"})
+        record("invoice.discount_add", "invoice", 77, None,
+               {"value": Decimal("-0.50"), "rate": Decimal("1E-7")})
+        db.session.commit()
+    login(make_user("admin"))
+    html = client.get("/admin/audit/?object=invoice 77").get_data(as_text=True)
+    assert "<del>1</del> → <ins>1000</ins>" in html
+    assert "<del>0</del> → <ins>20</ins>" in html
+    assert "<del>quantity</del> → <ins>quantity, tax_rate</ins>" in html
+    assert "<del>—</del> → <ins>city: Berlin<br>line1: Hauptstr. 1</ins>" in html
+    assert "<ins>1.50</ins>" in html  # people's text stays as typed
+    assert "<del>—</del> → <ins>-0.5</ins>" in html and "<ins>0.0000001</ins>" in html
+    for raw in ("[&#39;", "{&#39;", "None", "E+3", "E+1", "E-7", ">0.000000<"):
+        assert raw not in html, raw
+    with app.app_context():
+        assert verify_chain().ok  # reading the log leaves the chain as it was
+
+
+def test_show_value_rules():
+    from decimal import Decimal
+
+    from app.audit.display import show_value
+
+    assert show_value(None) == "—" and show_value([]) == "—"
+    assert show_value(True) == "yes" and show_value(3) == "3"
+    assert show_value(Decimal("120.000000")) == "120"
+    assert show_value("120.000000") == "120" and show_value("1E+3") == "1000"
+    assert show_value("007.50") == "007.50"  # not how a Decimal is stored: someone's text
+    assert show_value("1.50", "po_number") == "1.50"
+    assert show_value(["a", Decimal("2.50")]) == "a, 2.5"
+    assert show_value({"a": 1, "b": ["x", "y"]}) == "a: 1\nb: x, y"
+    assert show_value([{"name": "PO", "value": "7"}, {"name": "CC", "value": "9"}]) == (
+        "name: PO, value: 7; name: CC, value: 9")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,6 +16,7 @@ from app.approvals.workflow import (
     current_policy,
     refusal,
 )
+from app.audit.display import DECIMAL_TEXT, show_value
 from app.audit.models import AuditEntry
 from app.audit.operations import changes
 from app.auth.models import User
@@ -95,7 +95,7 @@ class TimelineRow:
     notes: list[tuple[str, str]]
 
 
-_DECIMAL = re.compile(r"-?\d+\.\d+")
+_DECIMAL = DECIMAL_TEXT  # "120.000000", "1E+3", "1E-7": how Decimals are stored
 MONEY_FIELDS = frozenset({"unit_price", "amount", "total", "subtotal"})
 
 
@@ -114,7 +114,7 @@ def _show(field: str, value, currency: str = "") -> str:
         if field in MONEY_FIELDS and currency and number == round_major(number, currency):
             return str(round_major(number, currency))
         return plain_number(number)
-    return text
+    return show_value(value, field, inline=True)
 
 
 def _label(action: str) -> str:

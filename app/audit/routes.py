@@ -5,8 +5,9 @@ import datetime as dt
 from flask import Blueprint, current_app, render_template, request
 from sqlalchemy import select
 
+from app.audit.display import invoice_numbers, object_filter, readable_changes
 from app.audit.models import AuditEntry
-from app.audit.operations import changes, verify_chain
+from app.audit.operations import verify_chain
 from app.auth.permissions import requires
 from app.extensions import db
 from app.web.layout import user_zone, wants_fragment
@@ -34,11 +35,10 @@ def index():
     filters = {k: (args.get(k) or "").strip() for k in FILTERS}
     errors: dict[str, str] = {}
     query = select(AuditEntry)
-    if filters["object"]:
-        kind, _, ident = filters["object"].partition(":")
-        query = query.where(AuditEntry.object_type == kind.strip())
-        if ident.strip():
-            query = query.where(AuditEntry.object_id == ident.strip())
+    wanted = object_filter(filters["object"])
+    if wanted.error:
+        errors["object"] = wanted.error
+    query = wanted.apply(query)
     if filters["actor"]:
         query = query.where(AuditEntry.actor_label.ilike(f"%{filters['actor']}%"))
     if filters["action"]:
@@ -66,7 +66,7 @@ def index():
         ).scalars().all()
     more = len(entries) > size
     entries = entries[:size]
-    rows = [(e, changes(e.before, e.after)) for e in entries]
+    rows = [(e, readable_changes(e.before, e.after)) for e in entries]
     fragment = wants_fragment()
     template = "audit/_results.html" if fragment else "audit/index.html"
     return render_template(
@@ -74,6 +74,8 @@ def index():
         rows=rows,
         filters=filters,
         errors=errors,
+        object_note=wanted.note,
+        numbers=invoice_numbers(entries),
         next_before=entries[-1].id if more else None,
     )
 

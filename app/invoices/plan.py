@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from app.invoices.models import Invoice
 from app.invoices.totals import PushLine, Totals, for_invoice
+from app.money import plain_decimal
 
 ADD_LINES_CHUNK = 250
 
@@ -25,12 +26,11 @@ class PlannedCall:
 
 
 def tax_rate_key(rate: Decimal, behavior: str) -> str:
-    return f"{rate.normalize():f}:{behavior}"
+    return f"{plain_decimal(rate)}:{behavior}"
 
 
 def _decimal_str(value: Decimal) -> str:
-    text = f"{value.normalize():f}"
-    return text
+    return plain_decimal(value)
 
 
 def invoice_params(invoice: Invoice, customer: str) -> dict:

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.money import MAX_MINOR_UNITS, exponent, from_minor, step
+from app.money import MAX_MINOR_UNITS, exponent, from_minor, plain_decimal, step
 
 MAX_STRIPE_LINES = 250  # Stripe refuses more invoice items on one invoice
 
@@ -172,7 +172,7 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
             problems.append(f"The discount on “{ln.description}” is larger than the line.")
         if off:
             label = (
-                f"{ln.discount_value.normalize():f}%"
+                f"{plain_decimal(ln.discount_value)}%"
                 if ln.discount_type == "percentage"
                 else "amount"
             )
@@ -220,7 +220,8 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
             shares = {k: n * unit for k, n in floors.items()}
         for (rate, behavior), off in shares.items():
             if off:
-                suffix = f" ({rate}% tax)" if behavior != "none" and len(shares) > 1 else ""
+                suffix = (f" ({plain_decimal(rate)}% tax)"
+                          if behavior != "none" and len(shares) > 1 else "")
                 push.append(
                     PushLine(
                         f"{disc.description}{suffix}"[:500],

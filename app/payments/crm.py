@@ -20,7 +20,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.intake.models import BillingRule, PdDeal
 from app.invoices.models import LIVE, Invoice
-from app.money import format_money
+from app.money import format_money, plain_decimal
 from app.payments.states import label
 
 # Event types that deserve a note on the deal, and how to phrase them.
@@ -158,8 +158,8 @@ def tell(invoice: Invoice, event: dict) -> None:
         {
             "fields": {
                 "payment_status": label(invoice.payment_status),
-                "amount_collected": f"{totals['collected']:f}",
-                "amount_outstanding": f"{totals['outstanding']:f}",
+                "amount_collected": plain_decimal(totals["collected"]),
+                "amount_outstanding": plain_decimal(totals["outstanding"]),
                 "last_payment_date": last_paid.date().isoformat() if last_paid else None,
             },
             "currency": invoice.currency,

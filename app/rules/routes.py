@@ -6,8 +6,6 @@ Plain forms: saved -> redirect (303) with a message; refused -> the page again
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -16,7 +14,7 @@ from app.approvals.workflow import current_policy
 from app.auth.permissions import requires
 from app.extensions import db
 from app.intake.models import BillingRule, PdPipeline, PdProduct
-from app.money import STRIPE_CURRENCIES
+from app.money import STRIPE_CURRENCIES, plain_decimal
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.rules import operations as ops
@@ -53,7 +51,7 @@ def _page(form: str | None = None, errors: dict | None = None, typed: dict | Non
 
 
 def _percent_text(value) -> str:
-    return f"{Decimal(value).normalize():f}"
+    return plain_decimal(value)
 
 
 def _refused(form: str, exc: ops.RuleInputError, typed: dict):

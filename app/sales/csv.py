@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from flask import Response, stream_with_context
 
 from app.extensions import db
+from app.money import plain_decimal
 from app.sales import queries
 from app.sales.filters import SalesFilters
 
@@ -83,7 +84,7 @@ def rows(table: str, f: SalesFilters, now: dt.datetime, local) -> Iterator[list]
             dso = s.dso(currency)
             yield [*_figures(currency, g),
                    queries.exact_text(s.receivable.get(currency, queries.ZERO), currency),
-                   s.days or "", "" if dso is None else str(dso)]
+                   s.days or "", plain_decimal(dso)]
     elif table == "owners":
         yield _figures_header(["owner_id", "owner"])
         for ident, name, currency, g in s.owner_rows():

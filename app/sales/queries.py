@@ -29,7 +29,7 @@ from sqlalchemy.types import NullType
 from app.extensions import db
 from app.intake.models import PdDeal, PdOrganization, PdPipeline, PdUser
 from app.invoices.models import Invoice
-from app.money import quantum
+from app.money import plain_decimal, quantum
 from app.sales.filters import SalesFilters
 
 ZERO = Decimal(0)
@@ -592,5 +592,5 @@ def exact_text(amount: Decimal | None, currency: str | None) -> str:
         q = amount.quantize(quantum(currency))
         if q == amount:
             return str(q)
-    return f"{amount.normalize():f}"
+    return plain_decimal(amount)
 

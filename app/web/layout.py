@@ -11,6 +11,7 @@ from flask import Flask, current_app, request, url_for
 from flask_login import current_user
 
 from app.auth.permissions import PERMISSIONS
+from app.money import plain_decimal
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,9 @@ def localtime(value: dt.datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
-def plain_number(value) -> str:
-    """A Decimal as people write it: 1200, 1.5, 0.125 (never 1.2E+3, never float)."""
-    if value is None:
-        return ""
-    text = f"{value.normalize():f}" if hasattr(value, "normalize") else str(value)
-    return text
+# The `num` filter: a Decimal as people write it (1200, 1.5, 0.125; never 1.2E+3, never
+# the column's trailing zeros). The one formatter lives in app.money.
+plain_number = plain_decimal
 
 
 def has_endpoint(name: str) -> bool:
@@ -99,6 +97,7 @@ def has_endpoint(name: str) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    from app.audit.display import show_value
     from app.money import format_money
 
     app.jinja_env.globals["nav_items"] = nav_items
@@ -106,6 +105,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["has_endpoint"] = has_endpoint
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["num"] = plain_number
+    # A stored value (audit, snapshots) in words: Decimals plain, lists "a, b", None "—".
+    app.jinja_env.filters["shown"] = show_value
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.intake.models import FieldMapping, PdField
+from app.money import plain_decimal
 from app.pipedrive.client import PipedriveClient, PipedriveError
 
 
@@ -141,7 +142,7 @@ def field_value(field: PdField, value, currency: str | None = None, purpose: str
             return value.isoformat()
         return str(value)[:10]
     if isinstance(value, Decimal):
-        return f"{value:f}"
+        return plain_decimal(value)
     return str(value)
 
 

@@ -23,7 +23,7 @@ from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import PdOrganization, PdPerson
 from app.invoices.models import Invoice
-from app.money import format_money
+from app.money import format_money, plain_decimal
 from app.pipedrive.client import BudgetExhausted, PipedriveClient, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
@@ -111,7 +111,7 @@ def enqueue_for_pushed_invoice(invoice: Invoice) -> list[WritebackItem]:
         "stripe_invoice_id": invoice.stripe_invoice_id,
         "invoice_number": invoice.stripe_number,
         "invoice_status": invoice.stripe_status,
-        "amount_invoiced": f"{Decimal(invoice.total):f}",
+        "amount_invoiced": plain_decimal(invoice.total),
         "invoice_url": invoice.hosted_invoice_url,
         "invoice_due_date": due,
     }
