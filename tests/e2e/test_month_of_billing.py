@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -157,12 +158,59 @@ def draft_and_edit(findings: Findings, finance: DeskUser, plan: Plan) -> Editor:
                        f"defect 1: quantity typed '1,5' was stored as {stored}")
         r = editor.edit_line(line, unit_price="abc")
         findings.check(r.status_code == 422, "EUR unit price 'abc' was not refused")
+    if plan.key == "usd-part":
+        # A rate typed while the line is "no tax": kept, or refused with a message;
+        # never silently reset to 0 (defect 3).
+        r = editor.edit_line(line, tax_behavior="none", tax_rate="7")
+        kept = Decimal(editor.lines()[line]["tax_rate"] or "0")
+        findings.check(kept == 7 or r.status_code == 422,
+                       f"defect 3: a 7% rate typed on a 'no tax' line became {kept}")
+    if plan.key == "gbp-failed-paid":
+        # A currency change re-checks every amount and says what it rounded or refused
+        # (defect 6): GBP 6500.5 must not become JPY 6,501 without a word.
+        editor.edit_line(line, unit_price="6500.5")
+        r = editor.settings(currency="JPY")
+        said = text_of(r.text).replace("tax rounded per line", "")
+        price = Decimal(editor.lines()[line]["unit_price"].replace(",", "") or "0")
+        findings.check(r.status_code == 422 or (bool(re.search(r"\bround", said, re.I))
+                                                and price == price.to_integral_value()),
+                       "defect 6: switching GBP 6500.5 to JPY kept a JPY price of "
+                       f"{price} and said nothing of rounding or refusing it")
+        if "JPY" in text_of(element(editor.page(), "invoice-lines")):
+            editor.settings(currency="GBP")
     if plan.key == "jpy-refund":
         refused_without_storing(findings, editor, line, "JPY price with decimals",
                                 unit_price="24000.5")
     if plan.key == "kwd-credit":
         refused_without_storing(findings, editor, line, "KWD price not in steps of 0.010",
                                 unit_price="10.005")
+        # KWD 100.250 + 5% tax: Stripe's tax, 5.0125, rounds to 5.013, which no card can
+        # pay in KWD. Submit must be refused with what to change (defect 2).
+        editor.edit_line(line, quantity="1", unit_price="100.250", tax_behavior="exclusive",
+                         tax_rate="5")
+        r = editor.act("submit")
+        findings.check("Waiting for approval" not in text_of(r.text),
+                       "defect 2: a KWD invoice whose tax is not in steps of 10 fils "
+                       "(100.250 + 5%) was submitted")
+    if plan.key == "eur-overdue":
+        # An untouched placeholder line at 0 cannot be submitted (defect 5).
+        before = set(editor.lines())
+        editor.user.htmx(f"/invoices/{editor.id}/lines",
+                         {"version": editor.version(), "current_version": editor.version()})
+        added = set(editor.lines()) - before
+        r = editor.act("submit")
+        findings.check("Waiting for approval" not in text_of(r.text),
+                       "defect 5: an invoice with an untouched placeholder line was submitted")
+        for extra in added:
+            editor.remove_line(extra)
+        # Editing a submitted invoice sends it back to draft: it says so (defect 15).
+        if "Waiting for approval" not in text_of(editor.act("submit").text):
+            findings.problems.append("eur-overdue: a valid draft could not be submitted")
+        r = editor.edit_line(line, description="Consulting, as agreed")
+        findings.check(bool(re.search(r"back to (a |the )?draft|returned to draft|"
+                                      r"no longer (submitted|waiting)|withdrawn",
+                                      text_of(r.text), re.I)),
+                       "defect 15: an edit sent a submitted invoice back to draft silently")
 
     changes = {"description": f"E2E {plan.key}", "quantity": plan.quantity,
                "unit_price": plan.price, "tax_behavior": plan.tax, "tax_rate": plan.rate,
@@ -222,6 +270,10 @@ def test_a_month_of_billing(stack):
     count = text_of(element(finance.get("/queue/").text, "queue-count"))
     assert re.match(r"\d+ deals? ready to bill", count), count
     pick_deals(finance)
+    # The seeded company has won deals billed in installments (defect 14).
+    page = finance.get("/queue/", flag="installments").text
+    findings.check(bool(re.search(r'<tr data-deal="\d+">', page)),
+                   "defect 14: the queue's 'Installments' flag finds no deal")
 
     # Drafts and edits.
     editors = {p.key: draft_and_edit(findings, finance, p) for p in PLANS}
@@ -361,6 +413,11 @@ def test_a_month_of_billing(stack):
         findings.check(not bad, f"Stripe invoice {inv['id']} ({cur}) is not collectible: {bad}")
         findings.check(inv["status"] != "draft",
                        f"a stray Stripe draft {inv['id']} ({cur} {inv['total']})")
+        sent = json.dumps({k: inv.get(k) for k in ("lines", "discounts", "description",
+                                                  "footer", "custom_fields")})
+        findings.check(not re.search(r"\d[Ee][+-]\d", sent),
+                       f"defect 4: scientific notation in Stripe invoice {inv['id']}: "
+                       + ", ".join(sorted(set(re.findall(r"[^\"]*\d[Ee][+-]\d[^\"]*", sent)))))
         plan = by_number.get(inv.get("number"))
         findings.check(plan is not None,
                        f"Stripe invoice {inv['id']} ({inv.get('number')}) is none of the desk's")
