@@ -49,21 +49,37 @@ class Stack:
     def log_files(self) -> list[Path]:
         return sorted(self.logs.glob("*.log"))
 
+    def _blocks(self, path: Path) -> list[tuple[str, str]]:
+        """Each traceback in a log: (its exception line, the whole block with the line
+        logged just before it)."""
+        lines = path.read_text(errors="replace").splitlines()
+        blocks = []
+        for i, line in enumerate(lines):
+            if not line.startswith("Traceback (most recent call last)"):
+                continue
+            end = next((j for j in range(i + 1, len(lines))
+                        if lines[j] and not lines[j].startswith((" ", "\t"))), len(lines) - 1)
+            blocks.append((lines[end], "\n".join(lines[max(0, i - 1):end + 1])))
+        return blocks
+
     def tracebacks(self) -> dict[str, list[str]]:
         """Every traceback a process logged: {log file: [the exception line of each]}."""
         found: dict[str, list[str]] = {}
         for path in self.log_files():
-            lines = path.read_text(errors="replace").splitlines()
-            for i, line in enumerate(lines):
-                if line.startswith("Traceback (most recent call last)"):
-                    tail = next((x for x in lines[i + 1:] if x and not x.startswith((" ", "\t"))),
-                                "?")
-                    found.setdefault(path.name, []).append(tail)
+            for exception, _block in self._blocks(path):
+                found.setdefault(path.name, []).append(exception)
         return found
 
-    def dump_logs(self, limit: int = 12_000) -> str:
-        """Every log's tail, without the access-log lines (they are in the files)."""
+    def dump_logs(self, limit: int = 6_000) -> str:
+        """Each different traceback in full, then every log's tail without the access-log
+        lines (all of it stays in the files)."""
         parts = []
+        for path in self.log_files():
+            seen = set()
+            for exception, block in self._blocks(path):
+                if exception not in seen:
+                    seen.add(exception)
+                    parts.append(f"===== traceback in {path.name} =====\n{block}")
         for path in self.log_files():
             lines = path.read_text(errors="replace").splitlines()
             text = "\n".join(x for x in lines if not ACCESS_LINE.search(x))

@@ -256,6 +256,42 @@ def run_now(admin: DeskUser, job: str) -> str:
     return wait_for(f"run #{run_id} of {job}", finished, timeout=90)
 
 
+def in_chromium(findings: Findings, stack, plan: Plan) -> None:
+    """The short browser part: finance opens a paid invoice in headless Chromium; the
+    page shows Stripe's number and state, with no script error and no CSP refusal."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+    from tests.e2e.clients import DEMO_PASSWORDS
+
+    email, password = DEMO_PASSWORDS["finance"]
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(base_url=stack.desk, timezone_id="UTC").new_page()
+            page.set_default_timeout(15_000)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text)
+                    if msg.type == "error" and "Failed to load resource" not in msg.text
+                    else None)
+            page.goto("/login")
+            page.get_by_label("Email").fill(email)
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(lambda url: "/login" not in url)
+            page.goto(f"/invoices/{plan.invoice_id}")
+            number = page.locator("#stripe-number").inner_text()
+            status = page.locator("#invoice-status").inner_text()
+            findings.check(number == plan.number,
+                           f"Chromium: the invoice page shows {number!r}, not {plan.number}")
+            findings.check(status.lower().endswith("paid"),
+                           f"Chromium: the paid invoice's page says {status!r}")
+        finally:
+            browser.close()
+    findings.check(not errors, f"Chromium: script errors on the invoice page: {errors}")
+
+
 # ---------------------------------------------------------------------- the month
 def test_a_month_of_billing(stack):
     findings = Findings()
@@ -541,6 +577,8 @@ def test_a_month_of_billing(stack):
     # Sync health offers "Run now" (defect 19).
     health = admin.get("/health/").text
     findings.check("Run now" in health, "defect 19: Sync health shows no Run now button")
+
+    in_chromium(findings, stack, plans["eur-paid"])
 
     # No job run failed; no process logged a traceback; no raw exception on a page.
     failed = [text_of(r) for r in re.findall(r"<tr><td>\d+</td>.*?</tr>", health, re.S)
