@@ -48,7 +48,7 @@ test-browser: install chromium
 
 # The whole stack as `make demo` starts it (sandboxes, gunicorn, the scheduler), on free
 # ports, driven over HTTP through a month of billing: once on SQLite, once on PostgreSQL.
-test-e2e: install postgres
+test-e2e: install chromium postgres
 	DESK_TEST_DATABASE=sqlite $(BIN)/pytest -m e2e -p no:cacheprovider tests/e2e
 	DESK_TEST_DATABASE=postgresql $(BIN)/pytest -m e2e -p no:cacheprovider tests/e2e
 

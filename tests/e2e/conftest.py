@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,9 +42,9 @@ class Stack:
     pipedrive: str
     stripe: str
     logs: Path
+    instance: Path
     database: str
     proc: subprocess.Popen
-    extra: dict = field(default_factory=dict)
 
     def log_files(self) -> list[Path]:
         return sorted(self.logs.glob("*.log"))
@@ -157,7 +157,8 @@ def stack(request, make_database, tmp_path):
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     s = Stack(desk=f"http://127.0.0.1:{desk_port}", pipedrive=f"http://127.0.0.1:{pd_port}",
-              stripe=f"http://127.0.0.1:{st_port}", logs=logs, database=database, proc=proc)
+              stripe=f"http://127.0.0.1:{st_port}", logs=logs, instance=instance,
+              database=database, proc=proc)
     try:
         _wait_up(f"{s.desk}/login", proc, launcher_log, START_TIMEOUT)
         # The launcher prints the sign-ins once every part is up.
