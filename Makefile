@@ -1,14 +1,16 @@
 # Billing Desk: two commands set everything up on a fresh machine.
 #   make demo   venv, install, migrate, sandboxes + seed, serve http://127.0.0.1:5000
-#   make test   install (with Chromium), ruff, tests on SQLite and PostgreSQL, browser tests
+#   make test   install (with Chromium), ruff, tests on SQLite and PostgreSQL, browser tests,
+#               and the end-to-end test of the running stack on both databases
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PYTEST_UNIT := -m "not browser and not bench" -p no:cacheprovider
+PYTEST_UNIT := -m "not browser and not bench and not e2e" -p no:cacheprovider
 
-.PHONY: install chromium postgres demo test lint test-sqlite test-postgres test-browser bench clean
+.PHONY: install chromium postgres demo test lint test-sqlite test-postgres test-browser test-e2e \
+	bench clean
 
 install: $(VENV)/.installed
 
@@ -44,12 +46,19 @@ test-postgres: install postgres
 test-browser: install chromium
 	DESK_TEST_DATABASE=sqlite $(BIN)/pytest -m browser -p no:cacheprovider
 
-# The full suite, as CI runs it. Ends with pytest's summary of the browser run.
+# The whole stack as `make demo` starts it (sandboxes, gunicorn, the scheduler), on free
+# ports, driven over HTTP through a month of billing: once on SQLite, once on PostgreSQL.
+test-e2e: install chromium postgres
+	DESK_TEST_DATABASE=sqlite $(BIN)/pytest -m e2e -p no:cacheprovider tests/e2e
+	DESK_TEST_DATABASE=postgresql $(BIN)/pytest -m e2e -p no:cacheprovider tests/e2e
+
+# The full suite, as CI runs it. Ends with pytest's summary of the end-to-end run.
 test: install chromium postgres
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-browser
+	$(MAKE) --no-print-directory test-e2e
 
 bench: install postgres
 	$(BIN)/pytest -m bench -p no:cacheprovider -s tests/bench

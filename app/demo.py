@@ -34,13 +34,14 @@ DEMO_USERS = [
 ]
 
 
-def demo_environment(instance: Path) -> dict[str, str]:
+def demo_environment(instance: Path, pipedrive_port: int = PIPEDRIVE_PORT,
+                     stripe_port: int = STRIPE_PORT) -> dict[str, str]:
     """The desk's environment when it talks to the local sandboxes."""
     env = dict(os.environ)
-    env.setdefault("PIPEDRIVE_BASE_URL", f"http://127.0.0.1:{PIPEDRIVE_PORT}")
+    env.setdefault("PIPEDRIVE_BASE_URL", f"http://127.0.0.1:{pipedrive_port}")
     env.setdefault("PIPEDRIVE_API_TOKEN", DEMO_PIPEDRIVE_TOKEN)
     env.setdefault("STRIPE_SECRET_KEY", DEMO_STRIPE_KEY)
-    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{STRIPE_PORT}")
+    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{stripe_port}")
     env.setdefault("DESK_INSTANCE_PATH", str(instance))
     return env
 
@@ -74,10 +75,19 @@ def ensure_demo_users() -> list[tuple[str, str, str]]:
 
 @click.command("demo")
 @click.option("--port", default=5000, show_default=True)
+@click.option("--pipedrive-port", default=PIPEDRIVE_PORT, show_default=True)
+@click.option("--stripe-port", default=STRIPE_PORT, show_default=True)
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write each process's output to <name>.log here (default: this terminal).")
 @click.option("--no-sandboxes", is_flag=True, help="Use the configured real accounts instead.")
 @with_appcontext
-def demo_command(port: int, no_sandboxes: bool) -> None:
-    """Run the offline demo: sandboxes, seed, migrations, web server, scheduler."""
+def demo_command(port: int, pipedrive_port: int, stripe_port: int, log_dir: Path | None,
+                 no_sandboxes: bool) -> None:
+    """Run the offline demo: sandboxes, seed, migrations, web server, scheduler.
+
+    The end-to-end test (tests/e2e) starts the same stack through this command, on
+    free ports, with its own instance directory and a log file per process.
+    """
     from flask_migrate import upgrade
 
     from app.audit.operations import set_system_actor
@@ -85,12 +95,26 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
     instance = Path(current_app.config["DESK_INSTANCE_PATH"])
     state_dir = instance / "sandbox"
     state_dir.mkdir(parents=True, exist_ok=True)
-    env = demo_environment(instance)
+    env = demo_environment(instance, pipedrive_port, stripe_port)
     flask = [sys.executable, "-m", "flask", "--app", "app:create_app"]
     procs: list[tuple[str, subprocess.Popen]] = []
+    logs: list = []
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def output(name: str) -> dict:
+        """Where a child writes: this terminal, or <log-dir>/<name>.log."""
+        if log_dir is None:
+            return {}
+        fh = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all
+        logs.append(fh)
+        return {"stdout": fh, "stderr": subprocess.STDOUT}
+
+    def run(name: str, args: list[str], check: bool) -> None:
+        subprocess.run(args, env=env, check=check, **output(name))  # noqa: S603
 
     def start(name: str, args: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(args, env=env)  # noqa: S603 - our own commands
+        proc = subprocess.Popen(args, env=env, **output(name))  # noqa: S603 - our own commands
         procs.append((name, proc))
         return proc
 
@@ -103,6 +127,8 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        for fh in logs:
+            fh.close()
 
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
     try:
@@ -110,25 +136,21 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
         upgrade(revision="heads")
         logins = ensure_demo_users()
         if not no_sandboxes:
-            pd = start("pipedrive sandbox", flask + [
-                "desk", "sandbox", "pipedrive", "--port", str(PIPEDRIVE_PORT),
+            pd_url = f"http://127.0.0.1:{pipedrive_port}"
+            pd = start("pipedrive-sandbox", flask + [
+                "desk", "sandbox", "pipedrive", "--port", str(pipedrive_port),
                 "--state-file", str(state_dir / "pipedrive.json")])
-            st = start("stripe sandbox", flask + [
-                "desk", "sandbox", "stripe", "--port", str(STRIPE_PORT),
+            st = start("stripe-sandbox", flask + [
+                "desk", "sandbox", "stripe", "--port", str(stripe_port),
                 "--state-file", str(state_dir / "stripe.json")])
-            _wait_until_up(f"http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/", pd, "Pipedrive sandbox")
-            _wait_until_up(f"http://127.0.0.1:{STRIPE_PORT}/_sandbox/", st, "Stripe sandbox")
-            summary = requests.get(f"http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/summary",
-                                   timeout=10).json()
+            _wait_until_up(f"{pd_url}/_sandbox/", pd, "Pipedrive sandbox")
+            _wait_until_up(f"http://127.0.0.1:{stripe_port}/_sandbox/", st, "Stripe sandbox")
+            summary = requests.get(f"{pd_url}/_sandbox/summary", timeout=10).json()
             if not (summary.get("data") or {}).get("deals"):
-                subprocess.run(  # noqa: S603
-                    flask + ["desk", "sandbox", "seed", "--url",
-                             f"http://127.0.0.1:{PIPEDRIVE_PORT}"],
-                    env=env, check=True,
-                )
-            wire_sandboxes(env, instance, port)
-            subprocess.run(flask + ["desk", "sync", "deals"], env=env, check=False)  # noqa: S603
-            subprocess.run(flask + ["desk", "rules", "defaults"], env=env, check=False)  # noqa: S603
+                run("seed", flask + ["desk", "sandbox", "seed", "--url", pd_url], check=True)
+            wire_sandboxes(env, instance, port, pipedrive_port)
+            run("sync-deals", flask + ["desk", "sync", "deals"], check=False)
+            run("rules-defaults", flask + ["desk", "rules", "defaults"], check=False)
         web = start("web", [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
             "--workers", "2", "--threads", "4", "--access-logfile", "-", "wsgi:app"])
@@ -138,8 +160,8 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
         click.echo("")
         click.echo(f"Billing Desk demo: http://127.0.0.1:{port}")
         if not no_sandboxes:
-            click.echo(f"  Pipedrive sandbox: http://127.0.0.1:{PIPEDRIVE_PORT}/_sandbox/")
-            click.echo(f"  Stripe sandbox:    http://127.0.0.1:{STRIPE_PORT}/_sandbox/")
+            click.echo(f"  Pipedrive sandbox: http://127.0.0.1:{pipedrive_port}/_sandbox/")
+            click.echo(f"  Stripe sandbox:    http://127.0.0.1:{stripe_port}/_sandbox/")
         click.echo("  Demo sign-ins:")
         for roles, email, password in logins:
             click.echo(f"    {roles:<9} {email:<34} {password}")
@@ -154,7 +176,8 @@ def demo_command(port: int, no_sandboxes: bool) -> None:
         stop_all()
 
 
-def wire_sandboxes(env: dict, instance: Path, port: int) -> None:
+def wire_sandboxes(env: dict, instance: Path, port: int,
+                   pipedrive_port: int = PIPEDRIVE_PORT) -> None:
     """Point the sandboxes' webhooks at the desk, as an admin does with real accounts."""
     import secrets
 
@@ -166,7 +189,7 @@ def wire_sandboxes(env: dict, instance: Path, port: int) -> None:
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(16))
     hook_password = env.setdefault("PIPEDRIVE_WEBHOOK_PASSWORD", secret_file.read_text().strip())
-    pd = f"http://127.0.0.1:{PIPEDRIVE_PORT}"
+    pd = f"http://127.0.0.1:{pipedrive_port}"
     headers = {"x-api-token": env["PIPEDRIVE_API_TOKEN"]}
     hooks = requests.get(f"{pd}/v1/webhooks", headers=headers, timeout=10).json().get("data") or []
     if not any(h.get("subscription_url") == f"{desk}/webhooks/pipedrive" for h in hooks):
