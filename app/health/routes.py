@@ -41,6 +41,7 @@ def index():
         template,
         runs=runs,
         jobs=JOBS,
+        runnable=_runnable(),
         plans=plans,
         alive=alive,
         heartbeat=heartbeat,
