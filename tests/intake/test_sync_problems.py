@@ -1,0 +1,64 @@
+"""Issue 14, defect 7: the money fields the desk writes back to a deal come back from
+Pipedrive as JSON numbers (Decimal here) and must not break the next pull or webhook
+batch; and one deal that cannot be stored never stops a whole sync."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.intake.models import PdDeal, PipedriveWebhookEvent, SyncRun
+from app.intake.operations import run_deal_sync
+from app.jobs.pipedrive import process_webhooks
+from tests.push.helpers import approve, push_now
+
+
+def _money_field(synced, deal_id: int) -> object:
+    fields = synced.get("/api/v2/dealFields", limit=500).json()["data"]
+    code = {f["field_name"]: f["field_code"] for f in fields}["Amount invoiced"]
+    return synced.get(f"/api/v2/deals/{deal_id}").json()["data"]["custom_fields"][code]
+
+
+def test_pull_and_webhooks_go_on_after_the_desk_wrote_money_fields_back(
+        app, draft, synced, stripe_desk, approver):
+    from app.writeback.operations import process_outbox
+
+    deal_id = draft["deal_id"]
+    with app.app_context():
+        approve(draft["invoice_id"], draft["finance"].id, approver.id)
+        assert push_now([draft["invoice_id"]])["done"] == 1
+        assert process_outbox()["done"] >= 1
+        db.session.commit()
+    assert _money_field(synced, deal_id)["value"]  # a monetary field: a JSON number
+    synced.ui_edit(deal_id, title="Renamed after invoicing")
+    with app.app_context():
+        run = run_deal_sync()
+        assert run.status == "ok", run.error
+        deal = db.session.get(PdDeal, deal_id)
+        assert deal.title == "Renamed after invoicing"
+        stored = [v for v in deal.custom_fields.values() if isinstance(v, dict) and "value" in v]
+        assert stored and all(not isinstance(v["value"], float) for v in stored)
+        db.session.add(PipedriveWebhookEvent(
+            event_id="evt-after-push", entity="deal", action="change", entity_id=str(deal_id),
+            payload={"meta": {"id": "evt-after-push"}, "data": {"id": deal_id}}))
+        db.session.commit()
+        assert process_webhooks() == 1
+        event = db.session.execute(select(PipedriveWebhookEvent)).scalar_one()
+        assert event.status == "processed", event.error
+        last = db.session.execute(select(SyncRun).order_by(SyncRun.id.desc())).scalars().first()
+        assert last.job == "pipedrive.webhooks" and last.status == "ok"
+
+
+def test_a_json_column_stores_decimals_exactly(app):
+    """The root: JSON columns take the Decimals the Pipedrive client parses money into."""
+    from decimal import Decimal
+
+    with app.app_context():
+        db.session.add(PdDeal(id=77, title="Exact", currency="KWD", status="won", custom_fields={
+            "amount": {"value": Decimal("270000.125"), "currency": "KWD"},
+            "rates": [Decimal("0.1"), Decimal("19")]}))
+        db.session.commit()
+        db.session.expire_all()
+        fields = db.session.get(PdDeal, 77).custom_fields
+        assert fields == {"amount": {"value": "270000.125", "currency": "KWD"},
+                          "rates": ["0.1", "19"]}
