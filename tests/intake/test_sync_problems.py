@@ -62,3 +62,42 @@ def test_a_json_column_stores_decimals_exactly(app):
         fields = db.session.get(PdDeal, 77).custom_fields
         assert fields == {"amount": {"value": "270000.125", "currency": "KWD"},
                           "rates": ["0.1", "19"]}
+
+
+def test_one_deal_that_cannot_be_stored_never_stops_the_sync(app, synced, monkeypatch):
+    """It is set aside with its reason in plain words, the others are stored, the run
+    says it finished with problems; the next run retries it and closes the problem."""
+    import app.intake.sync as sync
+    from app.intake.models import SyncProblem
+
+    with app.app_context():
+        bad, good = db.session.execute(
+            select(PdDeal.id).where(PdDeal.ready.is_(True)).order_by(PdDeal.id).limit(2)
+        ).scalars().all()
+    synced.ui_edit(bad, title="Cannot be stored")
+    synced.ui_edit(good, title="Stored fine")
+    real = sync.finish_deal
+
+    def finish_deal(deal, rules, resolver):
+        real(deal, rules, resolver)
+        if deal.id == bad:
+            deal.currency = None  # NOT NULL: the database refuses this one deal
+
+    monkeypatch.setattr(sync, "finish_deal", finish_deal)
+    with app.app_context():
+        run = run_deal_sync()
+        assert run.status == "problems"
+        assert "1 deal could not be stored" in run.error and "Sync health" in run.error
+        assert run.counts["problems"] == 1 and run.counts["updated"] == 1
+        assert db.session.get(PdDeal, good).title == "Stored fine"
+        assert db.session.get(PdDeal, bad).title != "Cannot be stored"
+        problem = db.session.execute(select(SyncProblem)).scalar_one()
+        assert (problem.entity, problem.entity_id, problem.resolved_at) == ("deal", bad, None)
+        assert problem.reason.startswith("The desk could not save the data")
+        assert "INSERT" not in problem.reason and "UPDATE" not in problem.reason
+    monkeypatch.setattr(sync, "finish_deal", real)
+    with app.app_context():
+        run = run_deal_sync()  # the deal did not change again: retried all the same
+        assert run.status == "ok", run.error
+        assert db.session.get(PdDeal, bad).title == "Cannot be stored"
+        assert db.session.execute(select(SyncProblem)).scalar_one().resolved_at is not None
