@@ -128,11 +128,22 @@ def run_job(app: Flask, job: Job) -> None:
         set_system_actor(f"system:{job.id}")
         try:
             job.func()
-        except Exception:  # noqa: BLE001 - a failed run must not stop the scheduler
+        except Exception as exc:  # noqa: BLE001 - a failed run must not stop the scheduler
             db.session.rollback()
             log.exception("job %s failed", job.id)
+            _record_failure(job.id, exc)
         finally:
             db.session.remove()
+
+
+def _record_failure(job_id: str, exc: Exception) -> None:
+    from app.jobs.queue import record_failure
+
+    try:
+        record_failure(job_id, exc)
+    except Exception:  # noqa: BLE001 - the database itself may be what failed
+        db.session.rollback()
+        log.exception("could not record the failure of job %s", job_id)
 
 
 def publish_schedule(app: Flask, sched) -> None:

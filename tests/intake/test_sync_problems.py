@@ -101,3 +101,60 @@ def test_one_deal_that_cannot_be_stored_never_stops_the_sync(app, synced, monkey
         assert run.status == "ok", run.error
         assert db.session.get(PdDeal, bad).title == "Cannot be stored"
         assert db.session.execute(select(SyncProblem)).scalar_one().resolved_at is not None
+
+
+def test_a_webhook_batch_applies_the_good_deals_and_fails_only_the_bad_one(
+        app, synced, monkeypatch):
+    import app.intake.sync as sync
+
+    with app.app_context():
+        bad, good = db.session.execute(
+            select(PdDeal.id).where(PdDeal.ready.is_(True)).order_by(PdDeal.id).limit(2)
+        ).scalars().all()
+        for n, deal_id in enumerate((bad, good)):
+            db.session.add(PipedriveWebhookEvent(
+                event_id=f"evt-{n}", entity="deal", action="change", entity_id=str(deal_id),
+                payload={"meta": {"id": f"evt-{n}"}}))
+        db.session.commit()
+    synced.ui_edit(good, title="Changed by webhook")
+    real = sync.apply_deal
+
+    def apply_deal(deal, data):
+        if data["id"] == bad:
+            raise ValueError("unreadable won_time 'yesterday-ish'")  # a value we cannot read
+        real(deal, data)
+
+    monkeypatch.setattr(sync, "apply_deal", apply_deal)
+    with app.app_context():
+        assert process_webhooks() == 2
+        events = {e.entity_id: e for e in db.session.execute(
+            select(PipedriveWebhookEvent)).scalars()}
+        assert events[str(good)].status == "processed"
+        assert events[str(bad)].status == "failed"
+        assert events[str(bad)].error.startswith("The desk could not read a value")
+        assert "yesterday" not in events[str(bad)].error  # plain words, no data
+        assert db.session.get(PdDeal, good).title == "Changed by webhook"
+        run = db.session.execute(select(SyncRun).where(
+            SyncRun.job == "pipedrive.webhooks")).scalar_one()
+        assert run.status == "problems" and run.counts["problems"] == 1
+
+
+def test_a_webhook_batch_that_breaks_is_recorded_in_plain_words(app, synced, monkeypatch):
+    import app.jobs.pipedrive as jobs
+
+    def broken(*_a, **_k):
+        raise RuntimeError("psycopg.OperationalError: server closed the connection")
+
+    monkeypatch.setattr(jobs, "refresh_deals", broken)
+    with app.app_context():
+        deal_id = db.session.execute(select(PdDeal.id).limit(1)).scalar()
+        db.session.add(PipedriveWebhookEvent(
+            event_id="evt-x", entity="deal", action="change", entity_id=str(deal_id),
+            payload={"meta": {"id": "evt-x"}}))
+        db.session.commit()
+        assert process_webhooks() == 1
+        run = db.session.execute(select(SyncRun).where(
+            SyncRun.job == "pipedrive.webhooks")).scalar_one()
+        assert run.status == "failed" and run.finished_at is not None
+        assert "psycopg" not in run.error and "scheduler's log" in run.error
+        assert db.session.execute(select(PipedriveWebhookEvent)).scalar_one().status == "failed"
