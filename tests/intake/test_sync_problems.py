@@ -158,3 +158,42 @@ def test_a_webhook_batch_that_breaks_is_recorded_in_plain_words(app, synced, mon
         assert run.status == "failed" and run.finished_at is not None
         assert "psycopg" not in run.error and "scheduler's log" in run.error
         assert db.session.execute(select(PipedriveWebhookEvent)).scalar_one().status == "failed"
+
+
+def test_sync_health_the_queue_and_the_mismatch_board_show_a_deal_set_aside(
+        app, client, make_user, login):
+    import datetime as dt
+
+    from app.intake.models import SyncProblem
+    from app.mismatches.operations import recompute
+
+    reason = ("The desk could not save the data in its database; the technical details "
+              "are in the scheduler's log.")
+    with app.app_context():
+        run = SyncRun(job="pipedrive.deals", trigger="schedule", status="problems",
+                      error="1 deal could not be stored and will be retried; everything else "
+                            "was synced. Sync health lists which, and why.",
+                      counts={"deals": 3, "created": 0, "updated": 2, "problems": 1},
+                      finished_at=dt.datetime.now(dt.UTC))
+        db.session.add(run)
+        db.session.flush()
+        db.session.add(SyncProblem(entity="deal", entity_id=4242, job="pipedrive.deals",
+                                   run_id=run.id, reason=reason))
+        db.session.commit()
+        run_id = run.id
+        assert recompute()["new"] >= 1
+        db.session.commit()
+    login(make_user("admin"))
+    html = client.get("/health/").get_data(as_text=True)
+    assert "Needs attention" in html and "Nothing needs attention" not in html
+    assert "Deal #4242" in html and "could not save the data" in html
+    assert "finished with problems" in html
+    sync = client.get(f"/queue/sync/{run_id}").get_data(as_text=True)
+    assert "Sync finished with problems" in sync and "Sync health lists which" in sync
+    board = client.get("/mismatches/").get_data(as_text=True)
+    assert "Deal #4242 could not be stored by the Pipedrive sync" in board
+
+
+def test_sync_health_is_calm_only_when_all_is_well(app, client, make_user, login):
+    login(make_user("admin"))
+    assert "Nothing needs attention" in client.get("/health/").get_data(as_text=True)
