@@ -684,6 +684,7 @@ def refresh_deals(
         )
         found = {d["id"] for d in items}
         for missing in set(chunk) - found:
+            problems.stored.setdefault("deal", set()).add(missing)  # nothing left to store
             deal = db.session.get(PdDeal, missing)
             if deal is not None and not deal.is_deleted:
                 deal.is_deleted, deal.status = True, "deleted"

@@ -197,3 +197,18 @@ def test_sync_health_the_queue_and_the_mismatch_board_show_a_deal_set_aside(
 def test_sync_health_is_calm_only_when_all_is_well(app, client, make_user, login):
     login(make_user("admin"))
     assert "Nothing needs attention" in client.get("/health/").get_data(as_text=True)
+
+
+def test_a_set_aside_deal_that_is_gone_from_pipedrive_stops_being_retried(app, synced):
+    from app.intake.models import SyncProblem
+
+    with app.app_context():
+        db.session.add(SyncProblem(entity="deal", entity_id=987654, job="pipedrive.deals",
+                                   reason="The desk could not read a value in the data."))
+        db.session.commit()
+        assert run_deal_sync().status == "ok"
+        assert db.session.execute(select(SyncProblem)).scalar_one().resolved_at is not None
+    synced.reset_ledger()
+    with app.app_context():
+        run_deal_sync()
+    assert not [e for e in synced.ledger()["entries"] if "ids" in (e.get("query") or {})]
