@@ -71,19 +71,36 @@ def execute(job_id: str, run: SyncRun | None = None, trigger: str = "schedule") 
     return run
 
 
-def record_failure(job_id: str, exc: BaseException, trigger: str = "schedule") -> SyncRun:
-    """Record a failed run of a job that keeps no runs of its own (the fast worker,
-    the push worker), so Sync health shows it. The same failure again, straight
-    after, counts up on the last run instead of adding one row every two seconds."""
-    message = plain_error(exc)
-    now = utcnow()
-    last = (
+def _last_run(job_id: str) -> SyncRun | None:
+    return (
         db.session.execute(
             select(SyncRun).where(SyncRun.job == job_id).order_by(SyncRun.id.desc()).limit(1)
         )
         .scalars()
         .first()
     )
+
+
+def record_recovery(job_id: str) -> SyncRun | None:
+    """A worker that failed before ran well again: say so, so Sync health calms down."""
+    last = _last_run(job_id)
+    if last is None or last.status != "failed":
+        return None
+    now = utcnow()
+    run = SyncRun(job=job_id, trigger="schedule", status="ok", started_at=now,
+                  finished_at=now, counts={"recovered": True})
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def record_failure(job_id: str, exc: BaseException, trigger: str = "schedule") -> SyncRun:
+    """Record a failed run of a job that keeps no runs of its own (the fast worker,
+    the push worker), so Sync health shows it. The same failure again, straight
+    after, counts up on the last run instead of adding one row every two seconds."""
+    message = plain_error(exc)
+    now = utcnow()
+    last = _last_run(job_id)
     if last is not None and last.status == "failed" and last.error == message:
         last.counts = {**(last.counts or {}), "repeats": (last.counts or {}).get("repeats", 1) + 1}
         last.finished_at = now

@@ -32,7 +32,17 @@ def test_a_failing_worker_is_recorded_once_and_counted_up(app, client, make_user
     login(make_user("admin"))
     html = client.get("/health/").get_data(as_text=True)
     assert "worker.fast" in html and "scheduler&#39;s log" in html
+    assert "Needs attention" in html and "3 times in a row" in html
     assert "ProgrammingError" not in html
+    # Once the worker runs well again, Sync health says so and calms down.
+    monkeypatch.setattr(jobs, "process_webhooks", lambda *a, **k: 0)
+    run_job(app, _job("worker.fast"))
+    run_job(app, _job("worker.fast"))
+    with app.app_context():
+        runs = db.session.execute(select(SyncRun).where(
+            SyncRun.job == "worker.fast").order_by(SyncRun.id)).scalars().all()
+        assert [r.status for r in runs] == ["failed", "ok"]
+    assert "Nothing needs attention" in client.get("/health/").get_data(as_text=True)
 
 
 def test_a_recorded_job_that_breaks_shows_no_raw_exception_text(app, monkeypatch):
