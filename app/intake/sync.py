@@ -6,7 +6,9 @@ products of the deals that can be billed, in batches of 100 deals, and the
 persons and organizations they reference that the desk does not know yet;
 upsert everything and move the cursor forward, committing page by page. A run
 cut off anywhere resumes from the last committed page: upserts are keyed on
-Pipedrive's ids, so nothing is lost and nothing is duplicated.
+Pipedrive's ids, so nothing is lost and nothing is duplicated. A record that
+cannot be stored is set aside with its reason (app.intake.problems) and retried
+by every later run; the run goes on and ends "finished with problems".
 
 Token costs (Pipedrive charges per call, not per record) drive the shape: v2
 lists at 500 per page, products for 100 deals per call, persons/organizations
@@ -562,9 +564,10 @@ def _sync_page(
     source: str = "pull",
     problems: Problems | None = None,
 ) -> None:
-    """Store one page of deals. Each deal is stored in a savepoint of its own: a deal
-    that cannot be stored is set aside with its reason (see Problems) and the page,
-    and the run, go on with the others."""
+    """Store one page of deals, each whole or not at all: the page is stored in one
+    savepoint, and only when that fails again deal by deal, so a deal that cannot be
+    stored is set aside with its reason (see Problems) and the page, and the run, go
+    on with the others."""
     problems = problems or Problems(run)
     # First read every deal into a detached copy (no database work): which deals can
     # be billed, and which contacts they need, decides the batched calls below.
