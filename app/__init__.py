@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from app.config import ConfigError, load_settings
+from app.types import json_dumps
 
 
 def create_app(config: Mapping | None = None) -> Flask:
@@ -41,7 +42,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         LOGIN_THROTTLE_LIMIT=5,
         LOGIN_THROTTLE_WINDOW_MINUTES=15,
         AUDIT_PAGE_SIZE=50,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps},
     )
     if config:
         app.config.update(config)

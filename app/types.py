@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 from sqlalchemy import JSON, DateTime, TypeDecorator
@@ -42,8 +43,21 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.UTC)
 
 
-# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere. The engine writes
+# every JSON column with `json_dumps` (app/__init__.py), so a Decimal a caller left
+# in a value (a Pipedrive money field, parsed exactly) is stored, never refused.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def json_dumps(value) -> str:
+    """The database's JSON serializer: Decimals, dates and sets as json_safe writes them."""
+    return json.dumps(value, default=_json_default)
+
+
+def _json_default(value):
+    if isinstance(value, (Decimal, dt.date, set, frozenset)):
+        return json_safe(value)
+    raise TypeError(f"{type(value).__name__} cannot be stored in a JSON column")
 
 
 def json_safe(value):

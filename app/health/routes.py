@@ -3,11 +3,12 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.auth.permissions import requires
 from app.extensions import db
-from app.intake.models import SyncRun, SyncState
+from app.intake.models import PdDeal, SyncRun, SyncState
+from app.intake.problems import STATUS_PROBLEMS, open_problems
 from app.jobs.queue import request_job
 from app.jobs.scheduler import JOBS
 from app.payments.models import JobSchedule
@@ -34,6 +35,24 @@ def index():
     heartbeat = max((p.heartbeat_at for p in plans.values() if p.heartbeat_at), default=None)
     alive = heartbeat is not None and utcnow() - heartbeat < dt.timedelta(seconds=60)
     states = {s.name: s for s in db.session.execute(select(SyncState)).scalars()}
+    # The last run of each job, when it did not end well: the page must not look calm.
+    last_ids = select(func.max(SyncRun.id)).group_by(SyncRun.job)
+    attention = (
+        db.session.execute(
+            select(SyncRun)
+            .where(SyncRun.id.in_(last_ids), SyncRun.status.in_(("failed", STATUS_PROBLEMS)))
+            .order_by(SyncRun.id.desc())
+        )
+        .scalars()
+        .all()
+    )
+    problems = open_problems()[:200]
+    deal_ids = [p.entity_id for p in problems if p.entity == "deal"]
+    known_deals = (
+        set(db.session.execute(select(PdDeal.id).where(PdDeal.id.in_(deal_ids))).scalars())
+        if deal_ids
+        else set()
+    )
     template = (
         "health/_runs.html" if wants_fragment() else "health/index.html"
     )
@@ -41,11 +60,15 @@ def index():
         template,
         runs=runs,
         jobs=JOBS,
+        runnable=_runnable(),
         plans=plans,
         alive=alive,
         heartbeat=heartbeat,
         states=states,
         job=job,
+        attention=attention,
+        problems=problems,
+        known_deals=known_deals,
     )
 
 

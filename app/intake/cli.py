@@ -26,7 +26,8 @@ def sync_deals_command(full):
     run = run_deal_sync(trigger="manual", full=full)
     c = run.counts or {}
     click.echo(
-        f"{run.status}: {c.get('deals', 0)} deals read ({c.get('created', 0)} new, "
+        f"{'finished with problems' if run.status == 'problems' else run.status}: "
+        f"{c.get('deals', 0)} deals read ({c.get('created', 0)} new, "
         f"{c.get('updated', 0)} changed), {run.requests} requests, {run.tokens} tokens"
     )
     if run.error:

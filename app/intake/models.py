@@ -306,3 +306,30 @@ class PipedriveWebhookEvent(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="received")
     error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict] = mapped_column(JSONType)
+
+
+class SyncProblem(db.Model):
+    """A Pipedrive record a sync could not store, and why, in plain words.
+
+    One row per record: it stays open while the record keeps failing (each later
+    run retries it) and is resolved when a run stores it. Sync health and the
+    mismatch board list the open ones; the technical details are in the log.
+    """
+
+    __tablename__ = "sync_problem"
+    __table_args__ = (
+        UniqueConstraint("entity", "entity_id", name="uq_sync_problem_entity_entity_id"),
+        Index("ix_sync_problem_open", "resolved_at", "entity"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(20), comment="deal, person, organization")
+    entity_id: Mapped[int] = mapped_column(BigInteger, comment="Pipedrive's id")
+    job: Mapped[str] = mapped_column(String(60), comment="the job that last failed on it")
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_run.id", ondelete="SET NULL"), comment="the run that last failed on it"
+    )
+    reason: Mapped[str] = mapped_column(Text, comment="plain words, no data")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -6,7 +6,9 @@ products of the deals that can be billed, in batches of 100 deals, and the
 persons and organizations they reference that the desk does not know yet;
 upsert everything and move the cursor forward, committing page by page. A run
 cut off anywhere resumes from the last committed page: upserts are keyed on
-Pipedrive's ids, so nothing is lost and nothing is duplicated.
+Pipedrive's ids, so nothing is lost and nothing is duplicated. A record that
+cannot be stored is set aside with its reason (app.intake.problems) and retried
+by every later run; the run goes on and ends "finished with problems".
 
 Token costs (Pipedrive charges per call, not per record) drive the shape: v2
 lists at 500 per page, products for 100 deals per call, persons/organizations
@@ -43,9 +45,11 @@ from app.intake.models import (
     PdProduct,
     PdStage,
     PdUser,
+    SyncProblem,
     SyncRun,
     SyncState,
 )
+from app.intake.problems import STATUS_PROBLEMS, Problems, plain_error
 from app.pipedrive.client import BudgetExhausted, PipedriveClient, PipedriveError
 from app.types import utcnow
 
@@ -369,15 +373,8 @@ def sync_deals(
         db.session.commit()
         return run
 
-    counts = {
-        "deals": 0,
-        "created": 0,
-        "updated": 0,
-        "unchanged": 0,
-        "products": 0,
-        "persons": 0,
-        "organizations": 0,
-    }
+    counts = _new_counts()
+    problems = Problems(run)
     try:
         meta_stale = (
             full
@@ -390,7 +387,7 @@ def sync_deals(
         rules, resolver = Rules(), FieldResolver()
         first_import = full or state.cursor_time is None
         if first_import:
-            _import_contacts(client, counts)
+            _import_contacts(client, counts, problems)
             db.session.commit()
         params = {
             "sort_by": "update_time",
@@ -403,8 +400,20 @@ def sync_deals(
         if not full and state.cursor_time is not None:
             params["updated_since"] = _rfc3339(state.cursor_time - OVERLAP)
         state.run_started_at = started
+        db.session.flush()
+        seen: set[int] = set()
         for items, _next in client.pages_v2("/api/v2/deals", params, limit=page_size):
-            _sync_page(client, run, items, rules, resolver, counts, known_contacts=first_import)
+            _sync_page(
+                client,
+                run,
+                items,
+                rules,
+                resolver,
+                counts,
+                known_contacts=first_import,
+                problems=problems,
+            )
+            seen.update(int(d["id"]) for d in items)
             if items:
                 newest = max(parse_time(d.get("update_time")) or started for d in items)
                 # Everything up to this page is safely stored: a cut-off run resumes here.
@@ -413,6 +422,12 @@ def sync_deals(
             run.progress_done = counts["deals"]
             _account(run, client)
             db.session.commit()
+        # Deals set aside by earlier runs did not necessarily change since: retry them.
+        retry = _open_problem_ids("deal") - seen
+        if retry:
+            _merge_counts(counts, refresh_deals(client, run, sorted(retry), "pull", problems))
+            problems.resolve_stored()
+            db.session.commit()
         state.cursor_time = started
         if counts["created"] + counts["updated"] >= BULK_CHANGE_ROWS:
             refresh_planner_statistics(PdDeal, PdDealProduct, PdPerson, PdOrganization)
@@ -420,6 +435,9 @@ def sync_deals(
         state.paused_until = None
         state.message = None
         run.status = "ok"
+        if problems.summary():
+            run.status, run.error = STATUS_PROBLEMS, problems.summary()
+            counts["problems"] = len(problems.failed)
     except BudgetExhausted as exc:
         db.session.rollback()
         state = _state()
@@ -438,6 +456,13 @@ def sync_deals(
         run.status = "failed"
         run.error = str(exc)
         _state().message = f"The last sync failed: {exc}. It will be retried."
+    except Exception as exc:  # noqa: BLE001 - recorded in plain words; details in the log
+        log.exception("deal sync run %s failed", run.id)
+        db.session.rollback()
+        run = db.session.merge(run)
+        run.status = "failed"
+        run.error = plain_error(exc)
+        _state().message = f"The last sync failed. {run.error} It will be retried."
     run.counts = dict(counts)
     run.finished_at = now()
     _account(run, client)
@@ -457,14 +482,42 @@ def _rfc3339(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _import_contacts(client: PipedriveClient, counts: dict) -> None:
+def _new_counts() -> dict:
+    return dict.fromkeys(
+        ("deals", "created", "updated", "unchanged", "products", "persons", "organizations"), 0
+    )
+
+
+def _merge_counts(counts: dict, more: dict) -> None:
+    for key, value in more.items():
+        if isinstance(value, int):
+            counts[key] = counts.get(key, 0) + value
+
+
+def _open_problem_ids(entity: str) -> set[int]:
+    return set(
+        db.session.execute(
+            select(SyncProblem.entity_id).where(
+                SyncProblem.entity == entity, SyncProblem.resolved_at.is_(None)
+            )
+        ).scalars()
+    )
+
+
+def _store(problems: Problems | None, entity: str, data: dict, upsert) -> bool:
+    """Upsert one record; with `problems`, a record that fails is set aside alone."""
+    if problems is None:
+        upsert(data)
+        return True
+    return problems.attempt(entity, data["id"], lambda: upsert(data)) is not None
+
+
+def _import_contacts(client: PipedriveClient, counts: dict, problems: Problems) -> None:
     """First import: every person and organization, 500 per call."""
     for p in client.iter_v2("/api/v2/persons", limit=PAGE):
-        upsert_person(p)
-        counts["persons"] += 1
+        counts["persons"] += _store(problems, "person", p, upsert_person)
     for o in client.iter_v2("/api/v2/organizations", limit=PAGE):
-        upsert_organization(o)
-        counts["organizations"] += 1
+        counts["organizations"] += _store(problems, "organization", o, upsert_organization)
     db.session.flush()
 
 
@@ -482,45 +535,61 @@ def fetch_products(client: PipedriveClient, deal_ids: list[int]) -> dict[int, li
     return out
 
 
-def fetch_contacts(client: PipedriveClient, person_ids: set[int], org_ids: set[int]) -> int:
+def fetch_contacts(
+    client: PipedriveClient,
+    person_ids: set[int],
+    org_ids: set[int],
+    problems: Problems | None = None,
+) -> int:
     n = 0
     for chunk in _chunks(sorted(person_ids)):
         for p in client.iter_v2("/api/v2/persons", {"ids": chunk}, limit=PAGE):
-            upsert_person(p)
-            n += 1
+            n += _store(problems, "person", p, upsert_person)
     for chunk in _chunks(sorted(org_ids)):
         for o in client.iter_v2("/api/v2/organizations", {"ids": chunk}, limit=PAGE):
-            upsert_organization(o)
-            n += 1
+            n += _store(problems, "organization", o, upsert_organization)
     db.session.flush()
     return n
 
 
 def _sync_page(
-    client, run, items, rules, resolver, counts, *, known_contacts: bool, source: str = "pull"
+    client,
+    run,
+    items,
+    rules,
+    resolver,
+    counts,
+    *,
+    known_contacts: bool,
+    source: str = "pull",
+    problems: Problems | None = None,
 ) -> None:
-    deals: list[tuple[PdDeal, dict | None, bool]] = []
+    """Store one page of deals, each whole or not at all: the page is stored in one
+    savepoint, and only when that fails again deal by deal, so a deal that cannot be
+    stored is set aside with its reason (see Problems) and the page, and the run, go
+    on with the others."""
+    problems = problems or Problems(run)
+    # First read every deal into a detached copy (no database work): which deals can
+    # be billed, and which contacts they need, decides the batched calls below.
+    read: list[tuple[dict, PdDeal]] = []
     for data in items:
-        deal = db.session.get(PdDeal, data["id"])
-        created = deal is None
-        before = None if created else deal_state(deal)
-        if created:
-            deal = PdDeal(id=data["id"])
-            db.session.add(deal)
-        apply_deal(deal, data)
-        deals.append((deal, before, created))
+
+        def parse(data=data) -> PdDeal:
+            probe = PdDeal(id=data["id"])
+            apply_deal(probe, data)
+            return probe
+
+        probe = problems.check("deal", data["id"], parse)
+        if probe is not None:
+            read.append((data, probe))
     counts["deals"] += len(items)
 
-    wanted = [d.id for d, _b, _c in deals if rules.candidate(d)]
+    wanted = [p.id for _d, p in read if rules.candidate(p)]
     products = fetch_products(client, wanted) if wanted else {}
-    for deal, _b, _c in deals:
-        if deal.id in products:
-            apply_products(deal, products[deal.id])
-            counts["products"] += len(products[deal.id])
 
     if not known_contacts:
-        persons = {d.person_id for d, _b, _c in deals if d.person_id}
-        orgs = {d.org_id for d, _b, _c in deals if d.org_id}
+        persons = {p.person_id for _d, p in read if p.person_id}
+        orgs = {p.org_id for _d, p in read if p.org_id}
         have_p = (
             set(db.session.execute(select(PdPerson.id).where(PdPerson.id.in_(persons))).scalars())
             if persons
@@ -535,32 +604,46 @@ def _sync_page(
             if orgs
             else set()
         )
-        counts["persons"] += fetch_contacts(client, persons - have_p, orgs - have_o)
+        counts["persons"] += fetch_contacts(client, persons - have_p, orgs - have_o, problems)
 
-    for deal, before, created in deals:
-        finish_deal(deal, rules, resolver)
-        after = deal_state(deal)
-        if created:
-            counts["created"] += 1
-            db.session.add(
-                DealChange(
-                    deal_id=deal.id, run_id=run.id, source=source, kind="created", changes={}
-                )
-            )
-        elif before != after:
-            counts["updated"] += 1
+    # Then store each deal whole, or not at all.
+    works = []
+    for data, _probe in read:
+
+        def store(data=data) -> str:
+            deal = db.session.get(PdDeal, data["id"])
+            created = deal is None
+            before = None if created else deal_state(deal)
+            if created:
+                deal = PdDeal(id=data["id"])
+                db.session.add(deal)
+            apply_deal(deal, data)
+            if deal.id in products:
+                apply_products(deal, products[deal.id])
+            finish_deal(deal, rules, resolver)
+            after = deal_state(deal)
+            deal.synced_at = utcnow()
+            if not created and before == after:
+                return "unchanged"
             db.session.add(
                 DealChange(
                     deal_id=deal.id,
                     run_id=run.id,
                     source=source,
-                    kind="updated",
-                    changes=_diff(before, after),
+                    kind="created" if created else "updated",
+                    changes={} if created else _diff(before, after),
                 )
             )
-        else:
-            counts["unchanged"] += 1
-        deal.synced_at = utcnow()
+            return "created" if created else "updated"
+
+        works.append((data["id"], store))
+    for (deal_id, _work), outcome in zip(
+        works, problems.attempt_each("deal", works), strict=True
+    ):
+        if outcome is not None:
+            counts[outcome] += 1
+            counts["products"] += len(products.get(deal_id, []))
+    problems.resolve_stored()
     db.session.flush()
 
 
@@ -587,18 +670,16 @@ def _diff(before: dict, after: dict) -> dict:
 
 
 def refresh_deals(
-    client: PipedriveClient, run: SyncRun, deal_ids: list[int], source: str = "webhook"
+    client: PipedriveClient,
+    run: SyncRun,
+    deal_ids: list[int],
+    source: str = "webhook",
+    problems: Problems | None = None,
 ) -> dict:
-    """Targeted refresh of named deals (webhooks, 'refresh' buttons)."""
-    counts = {
-        "deals": 0,
-        "created": 0,
-        "updated": 0,
-        "unchanged": 0,
-        "products": 0,
-        "persons": 0,
-        "organizations": 0,
-    }
+    """Targeted refresh of named deals (webhooks, 'refresh' buttons). A deal that
+    cannot be stored is set aside in `problems` (counted as "problems")."""
+    problems = problems or Problems(run)
+    counts = _new_counts()
     rules, resolver = Rules(), FieldResolver()
     for chunk in _chunks(deal_ids):
         items = list(
@@ -606,17 +687,32 @@ def refresh_deals(
         )
         found = {d["id"] for d in items}
         for missing in set(chunk) - found:
+            problems.stored.setdefault("deal", set()).add(missing)  # nothing left to store
             deal = db.session.get(PdDeal, missing)
             if deal is not None and not deal.is_deleted:
                 deal.is_deleted, deal.status = True, "deleted"
                 finish_deal(deal, rules, resolver)
-        _sync_page(client, run, items, rules, resolver, counts, known_contacts=False, source=source)
+        _sync_page(
+            client,
+            run,
+            items,
+            rules,
+            resolver,
+            counts,
+            known_contacts=False,
+            source=source,
+            problems=problems,
+        )
+    if problems.failed:
+        counts["problems"] = len(problems.failed)
     return counts
 
 
-def refresh_contacts(client: PipedriveClient, person_ids=(), org_ids=()) -> None:
+def refresh_contacts(
+    client: PipedriveClient, person_ids=(), org_ids=(), problems: Problems | None = None
+) -> None:
     """Re-read persons/organizations (webhooks) and re-derive their deals' billing email."""
-    fetch_contacts(client, set(person_ids), set(org_ids))
+    fetch_contacts(client, set(person_ids), set(org_ids), problems)
     rules, resolver = Rules(), FieldResolver()
     q = select(PdDeal)
     conds = []

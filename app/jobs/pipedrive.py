@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from app.extensions import db
 from app.intake.models import PipedriveWebhookEvent
+from app.intake.problems import STATUS_PROBLEMS, Problems, plain_error
 from app.intake.sync import refresh_contacts, refresh_deals, start_run
 from app.pipedrive.client import BudgetExhausted, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
 
+log = logging.getLogger("billing_desk.jobs")
 JOB_WEBHOOKS = "pipedrive.webhooks"
 
 
@@ -22,8 +26,23 @@ def _deal_id(event: PipedriveWebhookEvent) -> int | None:
     return int(deal_id) if deal_id not in (None, "") else None
 
 
+def _target(event: PipedriveWebhookEvent) -> tuple[str, int] | None:
+    """The record an event makes the desk re-read."""
+    if event.entity in ("deal", "deal_product", "deal_installment"):
+        deal_id = _deal_id(event)
+        return ("deal", deal_id) if deal_id else None
+    if event.entity in ("person", "organization"):
+        return event.entity, int(event.entity_id)
+    return None
+
+
 def process_webhooks(limit: int = 500) -> int:
-    """Apply received webhooks with one targeted refresh per batch."""
+    """Apply received webhooks with one targeted refresh per batch.
+
+    A record that cannot be stored fails only its own events (with the reason in
+    plain words); the rest of the batch is applied. Whatever stops the whole batch
+    is recorded on the run, so Sync health shows it.
+    """
     events = (
         db.session.execute(
             select(PipedriveWebhookEvent)
@@ -36,25 +55,25 @@ def process_webhooks(limit: int = 500) -> int:
     )
     if not events:
         return 0
-    deals, persons, orgs = set(), set(), set()
-    for e in events:
-        if e.entity in ("deal", "deal_product", "deal_installment"):
-            deal_id = _deal_id(e)
-            if deal_id:
-                deals.add(deal_id)
-        elif e.entity == "person":
-            persons.add(int(e.entity_id))
-        elif e.entity == "organization":
-            orgs.add(int(e.entity_id))
+    targets = {e.id: _target(e) for e in events}
+    deals = {i for kind, i in filter(None, targets.values()) if kind == "deal"}
+    persons = {i for kind, i in filter(None, targets.values()) if kind == "person"}
+    orgs = {i for kind, i in filter(None, targets.values()) if kind == "organization"}
     run = start_run(JOB_WEBHOOKS, "webhook")
+    problems = Problems(run)
     client = None
+    failed: dict[tuple[str, int], str] = {}
     try:
         client = pipedrive_client()
-        counts = refresh_deals(client, run, sorted(deals)) if deals else {}
+        counts = refresh_deals(client, run, sorted(deals), problems=problems) if deals else {}
         if persons or orgs:
-            refresh_contacts(client, persons, orgs)
+            refresh_contacts(client, persons, orgs, problems)
+        failed = dict(problems.failed)
         status, error = "processed", None
         run.status, run.counts = "ok", {**counts, "events": len(events)}
+        if failed:
+            run.status, run.error = STATUS_PROBLEMS, problems.summary()
+            run.counts["problems"] = len(failed)
     except BudgetExhausted as exc:
         # Leave the events for later; the pull will also catch the changes.
         db.session.rollback()
@@ -62,15 +81,22 @@ def process_webhooks(limit: int = 500) -> int:
         run.status, run.error, run.finished_at = "paused", str(exc), utcnow()
         db.session.commit()
         return 0
-    except PipedriveError as exc:
+    except Exception as exc:  # noqa: BLE001 - recorded on the run and the events
+        if not isinstance(exc, PipedriveError):
+            log.exception("webhook batch (run %s) failed", run.id)
         db.session.rollback()
         run = db.session.merge(run)
-        status, error = "failed", str(exc)
+        status, error = "failed", plain_error(exc)
         run.status, run.error = "failed", error
+        run.counts = {"events": len(events)}
         events = [db.session.merge(e) for e in events]
     now = utcnow()
     for e in events:
-        e.status, e.error, e.processed_at = status, error, now
+        reason = failed.get(targets.get(e.id) or ("", 0))
+        if reason:
+            e.status, e.error, e.processed_at = "failed", reason, now
+        else:
+            e.status, e.error, e.processed_at = status, error, now
     run.finished_at = now
     if client is not None:
         run.requests, run.tokens = client.usage.requests, client.usage.tokens

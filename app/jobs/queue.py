@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.intake.models import SyncRun
+from app.intake.problems import plain_error
 from app.types import utcnow
 
 log = logging.getLogger("billing_desk.jobs")
@@ -62,10 +63,52 @@ def execute(job_id: str, run: SyncRun | None = None, trigger: str = "schedule") 
             run.status = "ok"
     except Exception as exc:  # noqa: BLE001 - recorded on the run; the scheduler goes on
         db.session.rollback()
-        log.exception("job %s failed", job_id)
+        log.exception("job %s (run %s) failed", job_id, run_id)
         run = db.session.get(SyncRun, run_id)
-        run.status, run.error = "failed", str(exc)[:2000]
+        run.status, run.error = "failed", plain_error(exc)
     run.finished_at = utcnow()
+    db.session.commit()
+    return run
+
+
+def _last_run(job_id: str) -> SyncRun | None:
+    return (
+        db.session.execute(
+            select(SyncRun).where(SyncRun.job == job_id).order_by(SyncRun.id.desc()).limit(1)
+        )
+        .scalars()
+        .first()
+    )
+
+
+def record_recovery(job_id: str) -> SyncRun | None:
+    """A worker that failed before ran well again: say so, so Sync health calms down."""
+    last = _last_run(job_id)
+    if last is None or last.status != "failed":
+        return None
+    now = utcnow()
+    run = SyncRun(job=job_id, trigger="schedule", status="ok", started_at=now,
+                  finished_at=now, counts={"recovered": True})
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def record_failure(job_id: str, exc: BaseException, trigger: str = "schedule") -> SyncRun:
+    """Record a failed run of a job that keeps no runs of its own (the fast worker,
+    the push worker), so Sync health shows it. The same failure again, straight
+    after, counts up on the last run instead of adding one row every two seconds."""
+    message = plain_error(exc)
+    now = utcnow()
+    last = _last_run(job_id)
+    if last is not None and last.status == "failed" and last.error == message:
+        last.counts = {**(last.counts or {}), "repeats": (last.counts or {}).get("repeats", 1) + 1}
+        last.finished_at = now
+        run = last
+    else:
+        run = SyncRun(job=job_id, trigger=trigger, status="failed", error=message,
+                      started_at=now, finished_at=now, counts={})
+        db.session.add(run)
     db.session.commit()
     return run
 

@@ -112,9 +112,15 @@ def stripe_invoice_refresh(run: SyncRun) -> None:
 
 @runner("pipedrive.deal_refresh")
 def pipedrive_deal_refresh(run: SyncRun) -> None:
+    from app.intake.problems import STATUS_PROBLEMS, Problems
     from app.intake.sync import refresh_deals
     from app.pipedrive.factory import pipedrive_client
 
     client = pipedrive_client()
-    run.counts = refresh_deals(client, run, [int(_args(run)["deal_id"])], source="manual")
+    problems = Problems(run)
+    run.counts = refresh_deals(
+        client, run, [int(_args(run)["deal_id"])], source="manual", problems=problems
+    )
     run.requests, run.tokens = client.usage.requests, client.usage.tokens
+    if problems.failed:
+        run.status, run.error = STATUS_PROBLEMS, problems.summary()

@@ -128,11 +128,35 @@ def run_job(app: Flask, job: Job) -> None:
         set_system_actor(f"system:{job.id}")
         try:
             job.func()
-        except Exception:  # noqa: BLE001 - a failed run must not stop the scheduler
+        except Exception as exc:  # noqa: BLE001 - a failed run must not stop the scheduler
             db.session.rollback()
             log.exception("job %s failed", job.id)
+            _CLEAN.discard(job.id)
+            _record_outcome(job.id, exc)
+        else:
+            if job.id not in _CLEAN and not getattr(job.func, "job_id", None):
+                _record_outcome(job.id, None)
         finally:
             db.session.remove()
+
+
+# Workers that keep no runs of their own and are known (in this process) to have no
+# failure on record: only their first success and the first one after a failure look.
+_CLEAN: set[str] = set()
+
+
+def _record_outcome(job_id: str, exc: Exception | None) -> None:
+    from app.jobs.queue import record_failure, record_recovery
+
+    try:
+        if exc is not None:
+            record_failure(job_id, exc)
+        else:
+            record_recovery(job_id)
+            _CLEAN.add(job_id)
+    except Exception:  # noqa: BLE001 - the database itself may be what failed
+        db.session.rollback()
+        log.exception("could not record the outcome of job %s", job_id)
 
 
 def publish_schedule(app: Flask, sched) -> None:

@@ -379,3 +379,33 @@ ALL_RULES = [
     rule_11,
     rule_12,
 ]
+
+
+# -- sync problems (issue 14): a deal the Pipedrive sync could not store -------------------
+# Numbered apart from the twelve so that rules added alongside do not collide.
+
+SYNC_PROBLEM_RULE = 20
+RULES[SYNC_PROBLEM_RULE] = "Deal could not be synced from Pipedrive"
+ACTIONS[SYNC_PROBLEM_RULE] = ["resync_deal", "open_pipedrive", "acknowledge"]
+
+
+def rule_sync_problem() -> Iterator[Hit]:
+    from app.intake.models import SyncProblem
+
+    q = select(SyncProblem).where(
+        SyncProblem.entity == "deal", SyncProblem.resolved_at.is_(None)
+    )
+    for p in db.session.execute(q).scalars():
+        yield Hit(
+            SYNC_PROBLEM_RULE,
+            f"deal:{p.entity_id}",
+            "medium",
+            f"Deal #{p.entity_id} could not be stored by the Pipedrive sync since "
+            f"{p.first_seen:%d %b %Y %H:%M} UTC, so its changes have not reached the desk "
+            f"(every other deal synced): {p.reason} Each sync tries it again.",
+            deal_id=p.entity_id,
+            facts={"reason": p.reason},
+        )
+
+
+ALL_RULES.append(rule_sync_problem)

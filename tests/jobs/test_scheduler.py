@@ -80,3 +80,29 @@ def test_health_page_shows_runs_plan_and_scheduler_state(app, client, make_user,
 def test_sales_cannot_see_health(client, make_user, login):
     login(make_user("sales"))
     assert client.get("/health/").status_code == 403
+
+
+def test_health_page_offers_run_now_for_every_runnable_job_and_it_runs(
+        app, client, make_user, login):
+    """The README promises "Run now" on Sync health: one button per recorded job (the
+    always-on workers have none), and pressing it queues a run the worker then starts."""
+    import re
+
+    from app.health.routes import _runnable
+
+    login(make_user("admin"))
+    html = client.get("/health/").get_data(as_text=True)
+    actions = set(re.findall(r'action="/health/run/([\w.]+)"', html))
+    assert actions == _runnable() and "mismatches.recompute" in actions
+    assert "worker.fast" not in actions and "push.work" not in actions
+    assert html.count(">Run now</button>") == len(actions)
+    token = csrf_token(client, "/health/")
+    resp = client.post("/health/run/mismatches.recompute", data={"csrf_token": token},
+                       follow_redirects=True)
+    assert "is queued" in resp.get_data(as_text=True)
+    with app.app_context():
+        [run] = db.session.execute(
+            select(SyncRun).where(SyncRun.job == "mismatches.recompute")).scalars().all()
+        assert run.status == "queued" and run.trigger == "manual"
+        assert run_queued() == 1
+        assert db.session.get(SyncRun, run.id).status == "ok"

@@ -223,3 +223,54 @@ def test_concurrent_patches_are_all_applied(pipedrive_seeded):
     got = sb.get("/api/v2/deals", ids=",".join(map(str, range(1, 81))), limit=100).json()["data"]
     assert {d["id"]: d["custom_fields"][po] for d in got} == {
         i: f"PO-C{i}" for i in range(1, 81)}
+
+
+def test_a_new_company_has_the_default_pipeline_and_takes_deals_before_any_seed(
+        pipedrive_sandbox):
+    """Like a real Pipedrive company: a default pipeline with Pipedrive's default stages
+    (and the admin who created the company), so a deal can be created at once."""
+    sb = pipedrive_sandbox
+    [pipeline] = sb.get("/api/v2/pipelines").json()["data"]
+    assert pipeline["name"] == "Pipeline" and pipeline["is_selected"] is True
+    stages = sb.get("/api/v2/stages", pipeline_id=pipeline["id"], sort_by="order_nr").json()
+    assert [s["name"] for s in stages["data"]] == [
+        "Lead In", "Contact Made", "Demo Scheduled", "Proposal Made", "Negotiations Started"]
+    assert sb.get("/v1/users").json()["data"][0]["is_admin"] is True
+    r = http_post(f"{sb.url}/api/v2/deals", headers=sb.headers(), json={"title": "First deal"})
+    assert r.status_code == 200, r.text
+    deal = r.json()["data"]
+    assert deal["pipeline_id"] == pipeline["id"]
+    assert deal["stage_id"] == stages["data"][0]["id"]
+
+
+def test_pipelines_and_stages_can_be_created_and_renamed(pipedrive_sandbox):
+    sb = pipedrive_sandbox
+    url, h = sb.url, sb.headers()
+    r = http_post(f"{url}/api/v2/pipelines", headers=h, json={"name": "Renewals"})
+    assert r.status_code == 200, r.text
+    pipeline = r.json()["data"]
+    assert pipeline["is_selected"] is False and pipeline["order_nr"] == 2
+    for name in ("Up for renewal", "Ready to invoice"):
+        r = http_post(f"{url}/api/v2/stages", headers=h,
+                      json={"name": name, "pipeline_id": pipeline["id"], "deal_probability": 50})
+        assert r.status_code == 200, r.text
+    stages = sb.get("/api/v2/stages", pipeline_id=pipeline["id"]).json()["data"]
+    assert [(s["name"], s["order_nr"]) for s in stages] == [
+        ("Up for renewal", 1), ("Ready to invoice", 2)]
+    # A deal put in the new pipeline starts in its first stage.
+    r = http_post(f"{url}/api/v2/deals", headers=h,
+                  json={"title": "Renewal", "pipeline_id": pipeline["id"]})
+    assert r.json()["data"]["stage_id"] == stages[0]["id"]
+    r = requests.patch(f"{url}/api/v2/pipelines/{pipeline['id']}", headers=h,
+                       json={"name": "Renewals 2027"}, timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["name"] == "Renewals 2027"
+    r = requests.patch(f"{url}/api/v2/stages/{stages[1]['id']}", headers=h,
+                       json={"name": "Ready to bill"}, timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["name"] == "Ready to bill"
+    # Refused the way Pipedrive refuses them.
+    for body in ({"name": "No pipeline"}, {"name": "Ghost", "pipeline_id": 999},
+                 {"name": "Odd", "pipeline_id": pipeline["id"], "deal_probability": 120},
+                 {"name": "", "pipeline_id": pipeline["id"]},
+                 {"name": "Extra", "pipeline_id": pipeline["id"], "colour": "red"}):
+        assert http_post(f"{url}/api/v2/stages", headers=h, json=body).status_code == 400
+    assert http_post(f"{url}/api/v2/pipelines", headers=h, json={}).status_code == 400

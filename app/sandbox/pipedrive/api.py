@@ -19,11 +19,13 @@ from .validation import (
     b_contact_list,
     b_date,
     b_datetime,
+    b_days,
     b_enum,
     b_int,
     b_int_list,
     b_nullable,
     b_num,
+    b_probability,
     b_str,
     b_time,
     make_cursor,
@@ -150,7 +152,7 @@ class Sandbox:
 
     def reset(self) -> None:
         self.webhooks.clear()
-        self.store.reset()
+        self.store.reset(self.now())
         self.limiter.reset()
         with self.ledger_lock:
             self.ledger.clear()
@@ -163,7 +165,7 @@ class Sandbox:
 
         with self.store.lock:
             self.webhooks.clear()
-            self.store.reset()
+            self.store.reset(self.now())
             summary = seed_demo(self.store, synthetic_deals=synthetic_deals,
                                 random_seed=random_seed)
             self.store.save()
@@ -536,7 +538,11 @@ def create_app(settings: PipedriveSandboxSettings | None = None) -> Flask:
 
     def new_deal(now: str) -> dict:
         owner = min(store.t["users"]) if store.t["users"] else 1
-        pipeline = min(store.t["pipelines"]) if store.t["pipelines"] else None
+        live = [p for p in store.t["pipelines"].values() if not p["is_deleted"]]
+        # New deals go to the company's default (selected) pipeline, like in Pipedrive.
+        default = min(live, key=lambda p: (not p.get("is_selected"), p["order_nr"], p["id"]),
+                      default=None)
+        pipeline = default["id"] if default else None
         stage = first_stage(pipeline) if pipeline else None
         return {
             "id": None, "title": "", "creator_user_id": owner, "owner_id": owner,
@@ -1148,7 +1154,71 @@ def create_app(settings: PipedriveSandboxSettings | None = None) -> Flask:
             return ok(with_custom("product", row))
 
     # ===================================================================
-    # Pipelines and stages (read-only here)
+    # Pipelines and stages
+    pipeline_body = {"name": b_str(255, allow_empty=False),
+                     "is_deal_probability_enabled": b_bool}
+    stage_body = {"name": b_str(255, allow_empty=False), "pipeline_id": b_int,
+                  "deal_probability": b_probability, "is_deal_rot_enabled": b_bool,
+                  "days_to_rotten": b_nullable(b_days)}
+
+    @route("/pipelines", ("POST",), "v2_create")
+    def pipelines_create():
+        parse_query(request.args, {})
+        with store.lock:
+            changes = parse_body(body_json(), pipeline_body, required=("name",))
+            now = sb.now()
+            order = max((p["order_nr"] for p in store.t["pipelines"].values()), default=0)
+            row = {"id": None, "name": "", "order_nr": order + 1, "is_selected": False,
+                   "is_deal_probability_enabled": False, "is_deleted": False,
+                   "add_time": now, "update_time": now, **changes}
+            store.insert("pipelines", row)
+            emit("create", "pipeline", row, None)
+            return ok(row)
+
+    @route("/pipelines/<int:pipeline_id>", ("PATCH",), "v2_update")
+    def pipelines_patch(pipeline_id):
+        parse_query(request.args, {})
+        with store.lock:
+            row = get_or_404("pipelines", pipeline_id, "Pipeline", allow_deleted=False)
+            previous = apply_changes(row, parse_body(body_json(), pipeline_body), sb.now())
+            if previous:
+                emit("change", "pipeline", row, previous)
+            return ok(row)
+
+    def check_stage_pipeline(changes: dict) -> None:
+        if "pipeline_id" in changes:
+            pipeline = store.t["pipelines"].get(changes["pipeline_id"])
+            if pipeline is None or pipeline["is_deleted"]:
+                raise validation_failed([("pipeline_id", "Pipeline does not exist.")])
+
+    @route("/stages", ("POST",), "v2_create")
+    def stages_create():
+        parse_query(request.args, {})
+        with store.lock:
+            changes = parse_body(body_json(), stage_body, required=("name", "pipeline_id"))
+            check_stage_pipeline(changes)
+            now = sb.now()
+            order = max((s["order_nr"] for s in store.t["stages"].values()
+                         if s["pipeline_id"] == changes["pipeline_id"]), default=0)
+            row = {"id": None, "order_nr": order + 1, "name": "", "is_deleted": False,
+                   "deal_probability": 100, "pipeline_id": None, "is_deal_rot_enabled": False,
+                   "days_to_rotten": None, "add_time": now, "update_time": now, **changes}
+            store.insert("stages", row)
+            emit("create", "stage", row, None)
+            return ok(row)
+
+    @route("/stages/<int:stage_id>", ("PATCH",), "v2_update")
+    def stages_patch(stage_id):
+        parse_query(request.args, {})
+        with store.lock:
+            row = get_or_404("stages", stage_id, "Stage", allow_deleted=False)
+            changes = parse_body(body_json(), stage_body)
+            check_stage_pipeline(changes)
+            previous = apply_changes(row, changes, sb.now())
+            if previous:
+                emit("change", "stage", row, previous)
+            return ok(row)
+
     @route("/pipelines", ("GET",), "v2_list")
     def pipelines_list():
         args = parse_query(request.args, list_spec())

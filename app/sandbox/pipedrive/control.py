@@ -12,7 +12,10 @@ from .validation import ApiError
 
 
 def register_control(app: Flask, sb, *, update_deal, update_deal_product, with_custom) -> None:
+    from .pages import register_pages
+
     store = sb.store
+    register_pages(app, sb)
 
     def body() -> dict:
         data = request.get_json(silent=True)
@@ -153,7 +156,8 @@ def register_control(app: Flask, sb, *, update_deal, update_deal_product, with_c
                 notes = "<br>".join(html.escape(x) for x in notes_by_deal.get(d["id"], []))
                 status = "deleted" if d["is_deleted"] else d["status"]
                 rows.append(
-                    f"<tr><td>{d['id']}</td><td>{html.escape(d['title'])}</td>"
+                    f"<tr><td><a href='/deal/{d['id']}'>{d['id']}</a></td>"
+                    f"<td>{html.escape(d['title'])}</td>"
                     f"<td>{status}</td><td>{d['value']} {d['currency']}</td>"
                     f"<td>{d['update_time']}</td><td>{cf}</td><td>{notes}</td></tr>"
                 )

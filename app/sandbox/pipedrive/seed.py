@@ -1,6 +1,6 @@
 """Deterministic demo company for the Pipedrive sandbox.
 
-``seed_demo(state, synthetic_deals=0, random_seed=42)`` fills an empty ``Store``:
+``seed_demo(state, synthetic_deals=0, random_seed=42)`` fills a new ``Store``:
 5 users, 3 pipelines each with a billing-ready stage, ~40 organizations, ~70
 persons, 14 products, 200 live deals (won/open/lost) plus 8 deleted, in EUR, USD,
 GBP, JPY and KWD, with tax variants, discounts, recurring products,
@@ -171,6 +171,12 @@ def seed_demo(state: Store, synthetic_deals: int = 0, random_seed: int = 42,
     store = state
     rng = random.Random(random_seed)
     with store.lock:
+        if store.is_new_company():
+            # The demo's own users and pipelines take over the new company's default
+            # ones (the first keeps id 1), so the same seed always yields the same ids.
+            for table in ("users", "pipelines", "stages"):
+                store.t[table].clear()
+                store.seq[table] = 0
         t0 = iso(anchor - timedelta(days=400))
         codes = _base_fields(store, t0)
         for i, (name, email) in enumerate(USERS, start=1):

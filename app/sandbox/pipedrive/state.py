@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from . import jsonutil
@@ -32,6 +32,13 @@ TABLES = (
     "webhooks",
 )
 FIELD_ENTITIES = ("deal", "person", "organization", "product")
+
+# What a new Pipedrive company starts with: its creator (an admin) and the default
+# pipeline with Pipedrive's default stages, so a deal can be created straight away.
+DEFAULT_USER = {"name": "Sandbox Admin", "email": "admin@sandbox-company.example"}
+DEFAULT_PIPELINE = "Pipeline"
+DEFAULT_STAGES = ("Lead In", "Contact Made", "Demo Scheduled", "Proposal Made",
+                  "Negotiations Started")
 
 CURRENCY_DECIMALS = {"JPY": 0, "KRW": 0, "HUF": 2, "KWD": 3, "BHD": 3, "OMR": 3, "JOD": 3}
 
@@ -81,7 +88,8 @@ class Store:
             self.load()
 
     # -- lifecycle -------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, now: str | None = None) -> None:
+        """Empty, but for what every new Pipedrive company starts with."""
         with self.lock:
             self.t: dict[str, dict[int, dict]] = {name: {} for name in TABLES}
             self.seq: dict[str, int] = {name: 0 for name in TABLES}
@@ -90,6 +98,31 @@ class Store:
             self.budget_used = 0
             self.budget_day = ""
             self._reindex()
+            self._new_company(now or iso(datetime.now(UTC)))
+
+    def _new_company(self, now: str) -> None:
+        self.insert("users", {
+            "id": 1, **DEFAULT_USER, "active_flag": True, "is_admin": True,
+            "default_currency": "EUR", "locale": "en_US", "lang": 1,
+            "timezone_name": "UTC", "timezone_offset": "+00:00", "role_id": 1,
+            "icon_url": None, "is_you": True, "created": v1_from_iso(now),
+            "modified": None, "last_login": None, "has_created_company": True, "access": [],
+        })
+        pipeline = self.insert("pipelines", {
+            "id": 1, "name": DEFAULT_PIPELINE, "order_nr": 1, "is_selected": True,
+            "is_deal_probability_enabled": False, "is_deleted": False,
+            "add_time": now, "update_time": now})
+        for order_nr, name in enumerate(DEFAULT_STAGES, start=1):
+            self.insert("stages", {
+                "id": None, "order_nr": order_nr, "name": name, "is_deleted": False,
+                "deal_probability": 100, "pipeline_id": pipeline["id"],
+                "is_deal_rot_enabled": False, "days_to_rotten": None,
+                "add_time": now, "update_time": now})
+
+    def is_new_company(self) -> bool:
+        """Nothing but what a new company starts with (see _new_company)."""
+        return (not self.t["deals"] and len(self.t["pipelines"]) <= 1
+                and all(s["name"] in DEFAULT_STAGES for s in self.t["stages"].values()))
 
     def _reindex(self) -> None:
         self.dp_by_deal: dict[int, list[int]] = defaultdict(list)

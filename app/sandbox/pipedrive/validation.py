@@ -176,6 +176,20 @@ def b_int(v):
     return v
 
 
+def b_probability(v):
+    v = b_int(v)
+    if not 0 <= v <= 100:
+        raise ValueError("This value should be between 0 and 100.")
+    return v
+
+
+def b_days(v):
+    v = b_int(v)
+    if v < 1:
+        raise ValueError("This value should be positive.")
+    return v
+
+
 def b_num(v):
     if isinstance(v, bool) or not isinstance(v, int | Decimal):
         raise ValueError("This value should be of type number.")
