@@ -106,10 +106,12 @@ def _refusal(invoice: Invoice) -> str | None:
             PushStep.name == "finalize", PushStep.status == "done",
         )
     ).scalars().first()
-    if finalized is not None:
+    voided = (finalized is not None and invoice.stripe_status == "void"
+              and invoice.stripe_invoice_id == finalized.stripe_invoice_id)
+    if finalized is not None and not voided:
         return (f"An earlier version of it was finalized in Stripe "
                 f"({finalized.stripe_invoice_id}); a second invoice would bill the customer "
-                "twice. Void it in Stripe first.")
+                "twice. Void it in Stripe first: once the desk sees it void, push again.")
     return None
 
 

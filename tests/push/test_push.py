@@ -453,7 +453,9 @@ def test_the_scheduler_tick_records_a_run_only_when_it_pushed(stripe_desk, appro
         assert len(stripe_invoices_for(stripe_desk, iid)) == 1
 
 
-def test_a_version_finalized_in_stripe_is_never_pushed_again(stripe_desk, approver, ctx):
+def test_a_version_finalized_in_stripe_is_never_pushed_again_unless_void(
+    stripe_desk, stripe_client, approver, ctx
+):
     iid = finalized_without_email(approver.id)  # finalized, then sending fails
     inv = invoice(iid)
     inv.billing_email = "ap@acme.example"
@@ -462,6 +464,17 @@ def test_a_version_finalized_in_stripe_is_never_pushed_again(stripe_desk, approv
     _, [result] = ops.enqueue_push([iid], None)
     assert not result.ok
     assert "finalized in Stripe" in result.message and "bill the customer twice" in result.message
+    # Once it is void in Stripe (and the desk has seen it), the new version may go.
+    db.session.rollback()
+    old_id = invoice(iid).stripe_invoice_id
+    stripe_client.v1.invoices.void_invoice(old_id)
+    from app.payments.sync import apply_invoice
+
+    apply_invoice(stripe_client.v1.invoices.retrieve(old_id).to_dict())
+    db.session.commit()
+    assert push(iid)["done"] == 1
+    statuses = sorted(i["status"] for i in stripe_invoices_for(stripe_desk, iid))
+    assert statuses == ["open", "void"]
 
 
 def test_a_create_resent_after_stripe_forgot_its_key_adopts_the_earlier_draft(
