@@ -162,6 +162,10 @@ def test_void_in_stripe_and_draft_again(app, client, login, make_user, approver,
 
         check_editable(new, new.version)
     assert _audit(app, "push.voided_in_stripe") and _audit(app, "invoice.redrafted")
+    old_timeline = client.get(f"/invoices/{iid}/timeline").get_data(as_text=True)
+    assert "Voided in Stripe; drafted again" in old_timeline
+    new_timeline = client.get(f"/invoices/{new_id}/timeline").get_data(as_text=True)
+    assert "Drafted again from an invoice voided in Stripe" in new_timeline
     board = _board(app)
     assert 13 not in board and 4 not in board and 9 not in board
 
