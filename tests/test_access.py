@@ -97,6 +97,8 @@ EXAMPLES: dict[str, dict] = {
     "push.status": {"method": "GET", "args": lambda o: {"invoice_id": o["invoice_id"]}},
     "push.push_many": {"method": "POST", "expect": 400},
     "push.batch": {"method": "GET", "args": lambda o: {"batch_id": o["batch_id"]}},
+    "push.recover": {"method": "POST", "expect": 303,
+                     "args": lambda o: {"invoice_id": o["invoice_id"]}},
     "writeback.retry": {"method": "POST", "expect": 303,
                         "args": lambda o: {"item_id": o["writeback_id"]}},
     # Mismatches and sync health.

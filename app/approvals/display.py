@@ -35,6 +35,10 @@ TIMELINE_LABELS: dict[str, str] = {
     "invoice.back_to_draft": "Back to draft (edited after submission or approval)",
     "invoice.create": "Draft created",
     "invoice.update": "Edited",
+    # Ways out of a stopped push (app/push/recovery.py).
+    "invoice.billing_email_set": "Billing email set, to send the invoice finalized in Stripe",
+    "invoice.redrafted": "Drafted again from an invoice voided in Stripe",
+    "push.voided_in_stripe": "Voided in Stripe",
 }
 FIELD_LABELS = {
     "status": "Status",

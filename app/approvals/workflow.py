@@ -4,6 +4,11 @@
                                        pushing -> push_failed -> pushing (retry)
     submitted -> draft (rejected, with a comment); draft -> cancelled
     draft, submitted, approved: put on hold (with a reason) and released
+    push_failed, pushed -> cancelled (its Stripe invoice is void; a new draft replaces it)
+    push_failed -> pushed (finalized in Stripe, sent to the customer by hand)
+
+An invoice Stripe could not send (no billing email) never gets past submission:
+`billing_problem` is checked on submit, approve and push.
 
 A hold is orthogonal to the status (`on_hold`): it stops the invoice moving
 forward (submit, approve, cancel, push) until it is released. Approval records
@@ -26,6 +31,7 @@ from app.audit.operations import record
 from app.auth.permissions import describe
 from app.extensions import db
 from app.invoices.models import EDITABLE, STATUSES, Invoice
+from app.invoices.validation import EMAIL_RE
 from app.money import format_money
 from app.types import utcnow
 
@@ -90,11 +96,20 @@ TRANSITIONS: dict[str, Transition] = {
     "push_retry": _t(("push_failed",), "pushing", None,
                      "Only an invoice whose push failed can be retried", "push", "pushing",
                      "Push to Stripe retried"),
+    # Ways out of a push that stopped after Stripe finalized the invoice (app/push/recovery).
+    "push_sent_by_hand": _t(("push_failed",), "pushed", "invoices.push",
+                            "Only an invoice whose push failed can be marked as sent by hand",
+                            "mark", "marking", "Marked as sent to the customer by hand"),
+    "void_redraft": _t(("push_failed", "pushed"), "cancelled", "invoices.push",
+                       "Only an invoice in Stripe (or whose push failed) can be voided and "
+                       "drafted again", "void", "voiding", "Voided in Stripe; drafted again"),
 }
 # What people do from the invoice page; the push_* steps belong to the push module.
 USER_ACTIONS = ("submit", "approve", "reject", "hold", "release", "cancel")
 # A hold stops these until it is released.
 BLOCKED_BY_HOLD = frozenset({"submit", "approve", "cancel", "push_start", "push_retry"})
+# What Stripe needs from the bill-to before these may happen (see billing_problem).
+NEEDS_BILLING_CONTACT = frozenset({"submit", "approve", "push_start", "push_retry"})
 
 # "...; this one is <phrase>."
 STATUS_PHRASES = {
@@ -143,6 +158,26 @@ def _clean_note(text: str | None) -> str:
     return (text or "").strip()
 
 
+def billing_problem(invoice: Invoice) -> str | None:
+    """Why Stripe could not deliver this invoice to its customer, or None.
+
+    An invoice sent by email (collection method "send_invoice") is finalized and then
+    emailed by Stripe; without a usable address Stripe finalizes it and then refuses to
+    send it, leaving an open invoice nobody received. So submitting, approving and
+    pushing are refused until the bill-to has one.
+    """
+    if invoice.collection_method != "send_invoice":
+        return None
+    email = (invoice.billing_email or "").strip()
+    if not email:
+        return ("Add a billing email: Stripe emails the invoice to that address and cannot "
+                "send it without one (Bill to → Billing email).")
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        return (f"Correct the billing email “{email}”: it is not an address Stripe can "
+                "send the invoice to (Bill to → Billing email).")
+    return None
+
+
 def approval_is_current(invoice: Invoice) -> bool:
     """True if someone approved exactly the content the invoice has now."""
     return (
@@ -178,6 +213,10 @@ def refusal(
     held = f"This invoice is on hold (reason: {invoice.hold_reason})"
     if action in BLOCKED_BY_HOLD and invoice.on_hold:
         return f"{held}: release it before {t.gerund}."
+    if action in NEEDS_BILLING_CONTACT:
+        problem = billing_problem(invoice)
+        if problem:
+            return problem
     if action == "hold":
         if invoice.on_hold:
             return f"{held} already."

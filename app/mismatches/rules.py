@@ -1,4 +1,4 @@
-"""The twelve rules of the mismatch board: where Pipedrive, the desk and Stripe disagree.
+"""The rules of the mismatch board: where Pipedrive, the desk and Stripe disagree.
 
 Each rule is one set-based query returning only the hits, so recomputing over
 100,000 invoices stays fast and small; each hit says in plain words what is
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.intake.models import PdDeal
@@ -32,13 +33,15 @@ RULES = {
     10: "Invoice overdue",
     11: "Invoice changed in Stripe after the push",
     12: "Customer email in Stripe differs from the CRM",
+    13: "Finalized in Stripe but never sent",
+    14: "Push to Stripe failed",
 }
 # What fixes each, in the order the board offers the actions.
 ACTIONS = {
     1: ["open_pipedrive", "open_invoice", "acknowledge"],
     2: ["resync_deal", "open_pipedrive", "open_invoice", "acknowledge"],
     3: ["retry_writeback", "open_pipedrive", "acknowledge"],
-    4: ["open_stripe", "open_pipedrive", "acknowledge"],
+    4: ["redraft", "open_stripe", "open_pipedrive", "acknowledge"],
     5: ["open_stripe", "open_pipedrive", "acknowledge"],
     6: ["open_stripe", "open_pipedrive", "acknowledge"],
     7: ["open_invoice", "open_pipedrive", "acknowledge"],
@@ -47,6 +50,8 @@ ACTIONS = {
     10: ["open_stripe", "open_pipedrive", "resync_invoice", "acknowledge"],
     11: ["open_stripe", "resync_invoice", "acknowledge"],
     12: ["open_stripe", "open_pipedrive", "acknowledge"],
+    13: ["recover_push", "open_invoice", "open_stripe", "acknowledge"],
+    14: ["retry_push", "open_invoice", "acknowledge"],
 }
 PUSHED = ("pushed",)
 
@@ -148,11 +153,23 @@ def rule_3() -> Iterator[Hit]:
             )
 
 
+def _other_live_invoice(inv):
+    """EXISTS another live desk invoice for the same deal."""
+    other = aliased(Invoice)
+    return (
+        select(other.id)
+        .where(other.deal_id == inv.deal_id, other.id != inv.id, other.status.in_(LIVE))
+        .exists()
+    )
+
+
 def rule_4() -> Iterator[Hit]:
     q = (
         select(Invoice.id, Invoice.deal_id, Invoice.stripe_status, Invoice.stripe_number)
         .join(PdDeal, PdDeal.id == Invoice.deal_id)
-        .where(Invoice.stripe_status.in_(("void", "uncollectible")), PdDeal.status == "won")
+        .where(Invoice.stripe_status.in_(("void", "uncollectible")), PdDeal.status == "won",
+               # Billed again (a new draft replaced it): nothing is left uncollected.
+               ~_other_live_invoice(Invoice))
     )
     for inv_id, deal_id, status, number in db.session.execute(q):
         yield Hit(
@@ -365,6 +382,61 @@ def rule_12() -> Iterator[Hit]:
             )
 
 
+def rule_13() -> Iterator[Hit]:
+    """The push stopped after Stripe finalized the invoice: Stripe has an open invoice
+    the customer never received, the desk counts it as not pushed, Pipedrive was not
+    told. Ways out: app/push/recovery.py."""
+    q = (
+        select(Invoice.id, Invoice.deal_id, Invoice.stripe_number, Invoice.stripe_invoice_id,
+               Invoice.stripe_status, Invoice.push_error, Invoice.total, Invoice.currency)
+        .where(Invoice.status == "push_failed",
+               Invoice.stripe_status.in_(("open", "paid", "uncollectible")))
+    )
+    for inv_id, deal_id, number, sid, status, error, total, cur in db.session.execute(q):
+        yield Hit(
+            13,
+            f"invoice:{inv_id}",
+            "high",
+            f"Invoice BD-{inv_id:05d} ({_m(total, cur)}) is finalized in Stripe as "
+            f"{number or sid} ({status}), but the push stopped before Stripe sent it to the "
+            f"customer: {_reason(error)} The desk and Pipedrive do not count it as invoiced. "
+            "Set the billing email and send it, mark it as sent if it reached the customer "
+            "another way, or void it in Stripe and draft it again.",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"stripe_id": sid, "stripe_status": status, "error": _reason(error)},
+        )
+
+
+def rule_14() -> Iterator[Hit]:
+    """A push that failed before finalizing: nothing reached the customer; a draft may
+    be left in Stripe. Retry, or edit it and approve it again."""
+    q = (
+        select(Invoice.id, Invoice.deal_id, Invoice.stripe_invoice_id, Invoice.push_error,
+               Invoice.push_hint, Invoice.total, Invoice.currency)
+        .where(Invoice.status == "push_failed",
+               Invoice.stripe_status.is_(None) | (Invoice.stripe_status == "draft"))
+    )
+    for inv_id, deal_id, sid, error, hint, total, cur in db.session.execute(q):
+        draft = (f" A draft ({sid}) is left in Stripe; retrying continues with it, a new "
+                 "approved version deletes it." if sid else " Nothing was created in Stripe.")
+        yield Hit(
+            14,
+            f"invoice:{inv_id}",
+            "medium",
+            f"Invoice BD-{inv_id:05d} ({_m(total, cur)}) could not be pushed to Stripe: "
+            f"{_reason(error)}{draft} {hint or 'Retry it, or correct it and approve it again.'}",
+            deal_id=deal_id,
+            invoice_id=inv_id,
+            facts={"stripe_id": sid, "error": _reason(error)},
+        )
+
+
+def _reason(error: str | None) -> str:
+    text = (error or "no reason was recorded.").strip()
+    return text if text.endswith(".") else text + "."
+
+
 ALL_RULES = [
     rule_1,
     rule_2,
@@ -378,6 +450,8 @@ ALL_RULES = [
     rule_10,
     rule_11,
     rule_12,
+    rule_13,
+    rule_14,
 ]
 
 

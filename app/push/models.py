@@ -142,11 +142,13 @@ class PushStep(db.Model):
 
 
 class StripeCustomerLink(db.Model):
-    """The Stripe customer of a Pipedrive organization (or person): found or made once.
+    """The Stripe customer of a billing contact: found or made once.
 
-    Checked before anything else, because Stripe's search lags behind. The row is
-    inserted (claimed) before a customer is looked up or created, so two pushes
-    for one organization never both create one.
+    `party` names the contact: the Pipedrive organization (or person) and the billing
+    email, ``org:501:email:ap@acme.example`` (see app.push.customers). Checked before
+    anything else, because Stripe's search lags behind. The row is inserted (claimed)
+    before a customer is looked up or created, so two pushes for one contact never
+    both create one.
     """
 
     __tablename__ = "stripe_customer_link"

@@ -53,6 +53,11 @@ LEASE = dt.timedelta(seconds=120)
 AUTO_RETRY_DELAYS = (dt.timedelta(seconds=15), dt.timedelta(minutes=1),
                      dt.timedelta(minutes=5))
 DEFER_DELAY = dt.timedelta(seconds=2)
+FINALIZED_HINT = (
+    "It is finalized in Stripe, so it can no longer be edited. Set the billing email and "
+    "send it, mark it as sent if it reached the customer another way, or void it in "
+    "Stripe and draft it again."
+)
 
 
 class PushStopped(Exception):
@@ -101,10 +106,12 @@ def _refusal(invoice: Invoice) -> str | None:
             PushStep.name == "finalize", PushStep.status == "done",
         )
     ).scalars().first()
-    if finalized is not None:
+    voided = (finalized is not None and invoice.stripe_status == "void"
+              and invoice.stripe_invoice_id == finalized.stripe_invoice_id)
+    if finalized is not None and not voided:
         return (f"An earlier version of it was finalized in Stripe "
                 f"({finalized.stripe_invoice_id}); a second invoice would bill the customer "
-                "twice. Void it in Stripe first.")
+                "twice. Void it in Stripe first: once the desk sees it void, push again.")
     return None
 
 
@@ -646,6 +653,11 @@ def _finish_failed(job: PushJob, invoice: Invoice, message: str, hint: str, *,
         if finalized is not None and finalized.status == "done":
             where = (f" The invoice is finalized in Stripe as {invoice.stripe_number}; "
                      "only the remaining step failed.")
+            if not retryable:
+                # It can no longer be edited, whatever Stripe's refusal suggests: the ways
+                # out are in app/push/recovery. A hint that is not about editing is kept.
+                editing = not hint or hint.startswith("Correct the invoice")
+                hint = FINALIZED_HINT if editing else f"{hint} {FINALIZED_HINT}"
         else:
             where = (f" A draft ({job.stripe_invoice_id}) is in Stripe, not finalized; "
                      "retrying continues with it.")
@@ -658,7 +670,10 @@ def _finish_failed(job: PushJob, invoice: Invoice, message: str, hint: str, *,
            {"step": job.step, "error": job.error, "invoice_id": invoice.id})
 
 
-def _finish_done(job: PushJob, invoice: Invoice, stripe_invoice=None) -> None:
+def _finish_done(job: PushJob, invoice: Invoice, stripe_invoice=None, *,
+                 action: str = "push_done", user=None) -> None:
+    """The push is complete: the invoice is in Stripe and Pipedrive is told.
+    `action`: push_done (the worker), or push_sent_by_hand (finance, see recovery)."""
     now = utcnow()
     if stripe_invoice is not None:
         try:
@@ -672,7 +687,7 @@ def _finish_done(job: PushJob, invoice: Invoice, stripe_invoice=None) -> None:
     job.error = job.hint = None
     invoice.pushed_at = now
     invoice.push_error = invoice.push_hint = None
-    workflow.transition(invoice, "push_done", None)
+    workflow.transition(invoice, action, user)
     enqueue_for_pushed_invoice(invoice)
 
 

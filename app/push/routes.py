@@ -15,6 +15,7 @@ from app.auth.permissions import requires
 from app.extensions import db
 from app.invoices.models import Invoice
 from app.push import operations as ops
+from app.push import recovery
 from app.push.models import STEP_LABELS, PushBatch
 from app.web.layout import has_endpoint
 from app.writeback.operations import open_items
@@ -44,7 +45,14 @@ def push_status_context(invoice) -> dict:
         "can_retry_writebacks": current_user.is_authenticated
         and current_user.can("writeback.view"),
         "step_labels": STEP_LABELS,
+        "recovery": recovery.options(invoice),
     }
+
+
+@bp.app_template_global()
+def push_recovery_options(invoice) -> list[str]:
+    """The ways out of a stopped push this invoice offers (app/push/recovery.py)."""
+    return recovery.options(invoice)
 
 
 @bp.route("/invoices/<int:invoice_id>/push", methods=["POST"])
@@ -112,3 +120,48 @@ def batch(batch_id: int):
     if _fragment():
         return render_template("push/_batch.html", **context)
     return render_template("push/batch.html", **context)
+
+
+@bp.route("/invoices/<int:invoice_id>/push/recover", methods=["POST"])
+@requires("invoices.push")
+def recover(invoice_id: int):
+    """A way out of a push that stopped after Stripe finalized the invoice, or of an
+    invoice void in Stripe (app/push/recovery.py lists them). Commits once."""
+    invoice = workflow.load_for_update(invoice_id) or abort(404)
+    action = request.form.get("action") or ""
+    typed = {"email": request.form.get("email") or "", "note": request.form.get("note") or ""}
+    new, field = None, None
+    try:
+        if action == "send":
+            message = recovery.send_again(invoice, current_user, typed["email"])
+        elif action == "mark_sent":
+            message = recovery.mark_sent_by_hand(invoice, current_user, typed["note"])
+        elif action in ("void_redraft", "redraft"):
+            make = recovery.void_and_redraft if action == "void_redraft" else recovery.redraft
+            new = make(invoice, current_user)
+            message = (f"{invoice.number} is void in Stripe and cancelled here; {new.number} "
+                       "is its new draft: check it, submit it and push it.")
+        else:
+            raise recovery.RecoveryRefused("Choose what to do with the invoice.")
+    except recovery.RecoveryRefused as exc:
+        db.session.rollback()
+        invoice = db.session.get(Invoice, invoice_id)
+        ok, message, field, new = False, exc.message, exc.field, None
+    else:
+        db.session.commit()
+        ok = True
+    if new is not None:
+        flash(message, "success")
+        target = _invoice_url(new.id)
+        if _fragment():
+            return "", 204, {"HX-Redirect": target}
+        return redirect(target, 303)
+    if not _fragment():
+        flash(f"{invoice.number}: {message}", "success" if ok else "error")
+        if request.form.get("next") == "mismatches":
+            return redirect(url_for("mismatches.index"), 303)
+        return redirect(_invoice_url(invoice.id), 303)
+    html = render_template("push/_status.html", invoice=invoice, push_message=message,
+                           push_ok=ok, recovery_error=None if ok else {"field": field, **typed})
+    headers = {"HX-Trigger": "invoice-changed"} if ok else {}
+    return html, 200 if ok else 422, headers

@@ -75,6 +75,9 @@ class Calls:
         return self._mutate("customer", "customers.create", self.sdk.customers.create,
                             params=params, key=key)
 
+    def retrieve_customer(self, customer_id: str):
+        return self._read("customers.retrieve", self.sdk.customers.retrieve, customer_id)
+
     def update_customer(self, customer_id: str, params: dict, key: str):
         return self._mutate("customer", "customers.update", self.sdk.customers.update,
                             customer_id, params=params, key=key)
@@ -113,6 +116,10 @@ class Calls:
 
     def send(self, invoice_id: str, key: str):
         return self._mutate("send", "invoices.send", self.sdk.invoices.send_invoice,
+                            invoice_id, key=key)
+
+    def void(self, invoice_id: str, key: str):
+        return self._mutate("void", "invoices.void", self.sdk.invoices.void_invoice,
                             invoice_id, key=key)
 
     def delete_draft(self, invoice_id: str, key: str):

@@ -10,11 +10,13 @@ from app.extensions import db
 
 
 def new_invoice(**kw):
-    """An uncommitted invoice (needs an app context); defaults: an EUR 1,000.00 draft."""
+    """An uncommitted invoice (needs an app context); defaults: an EUR 1,000.00 draft
+    emailed to ap@acme.example."""
     from app.invoices.models import Invoice
 
     values = {
         "deal_id": 9001, "currency": "EUR", "status": "draft", "customer_name": "Acme GmbH",
+        "billing_email": "ap@acme.example",
         "subtotal": Decimal("1000.00"), "total": Decimal("1000.00"),
     }
     values.update(kw)

@@ -345,3 +345,19 @@ def test_timeline_shows_amounts_as_typed_not_as_stored(app, make_invoice, curren
     assert shown["Unit price"] == (price_before, price_after)
     assert shown["Quantity"] == ("2.5", "3")
     assert shown["Tax percent"] == ("19", "7.7")
+
+
+def test_the_panel_says_why_an_invoice_without_billing_email_cannot_be_submitted(
+    app, client, make_user, login, make_invoice
+):
+    """Issue 14, defect 9: the reason is next to where Submit would be, before any click."""
+    finance = make_user("finance")
+    iid = make_invoice(billing_email="", updated_by_id=finance.id)
+    login(finance)
+    html = client.get(f"/approvals/invoices/{iid}").get_data(as_text=True)
+    assert "submit" not in _actions(client, app, iid)
+    assert re.search(r'data-blocked="submit">Add a billing email: Stripe emails', html)
+    resp = _post(client, f"/invoices/{iid}/submit", htmx=True)
+    assert resp.status_code == 409
+    assert "Add a billing email" in resp.get_data(as_text=True)
+    assert _get(app, iid).status == "draft"

@@ -410,3 +410,47 @@ def test_the_chain_check_detects_a_deleted_invoice_entry(app, make_user):
         db.session.commit()
         report = verify_chain()
         assert not report.ok and report.broken_at == entries[2].id and "deleted" in report.problem
+
+
+# Issue 14, defect 9: an invoice Stripe cannot email never gets past submission.
+
+
+@pytest.mark.parametrize("email, says", [
+    ("", "Add a billing email"),
+    ("   ", "Add a billing email"),
+    ("accounts at acme", "Correct the billing email “accounts at acme”"),
+])
+def test_an_invoice_without_a_usable_billing_email_cannot_be_submitted(
+    app, ctx, make_user, email, says
+):
+    finance = user(make_user("finance"))
+    invoice = new_invoice(billing_email=email, collection_method="send_invoice")
+    with pytest.raises(TransitionRefused) as refused:
+        transition(invoice, "submit", finance)
+    assert refused.value.message.startswith(says)
+    assert "Bill to → Billing email" in refused.value.message
+    assert invoice.status == "draft" and _entries(invoice.id) == []
+    invoice.billing_email = "ap@acme.example"
+    transition(invoice, "submit", finance)
+    assert invoice.status == "submitted"
+
+
+def test_approve_and_push_recheck_the_billing_email(app, ctx, make_user):
+    """One submitted or approved before the check existed is stopped at the next step."""
+    preparer, approver = user(make_user("finance")), user(make_user("approver"))
+    submitted = _invoice_in("submitted", preparer)
+    approved = _invoice_in("approved", preparer)
+    for invoice in (submitted, approved):
+        invoice.billing_email = ""
+    with pytest.raises(TransitionRefused, match="^Add a billing email"):
+        transition(submitted, "approve", approver)
+    with pytest.raises(TransitionRefused, match="^Add a billing email"):
+        transition(approved, "push_start", None)
+    assert (submitted.status, approved.status) == ("submitted", "approved")
+
+
+def test_a_charged_invoice_needs_no_email(app, ctx, make_user):
+    finance = user(make_user("finance"))
+    invoice = new_invoice(billing_email="", collection_method="charge_automatically")
+    transition(invoice, "submit", finance)
+    assert invoice.status == "submitted"

@@ -19,6 +19,7 @@ def _invoice(app, **kw) -> int:
 
     with app.app_context():
         invoice = Invoice(deal_id=9001, currency="EUR", status="draft",
+                          billing_email="ap@acme.example",
                           subtotal=Decimal("1200.00"), total=Decimal("1200.00"), **kw)
         db.session.add(invoice)
         db.session.commit()

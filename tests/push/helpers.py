@@ -112,3 +112,22 @@ def push_now(invoice_ids, user=None) -> dict:
     db.session.commit()
     assert all(r.ok for r in results), [r.message for r in results]
     return work_push_queue()
+
+
+def finalized_without_email(approver_id: int, **kw) -> int:
+    """An invoice whose push stopped after Stripe finalized it: its customer has no email,
+    so Stripe refused to send it (needs an app context; commits; returns its id).
+
+    Submission now refuses an invoice without a billing email, so this is the state of
+    one approved before that check: the address is removed once it is queued.
+    """
+    from app.push.operations import enqueue_push, work_push_queue
+
+    iid = approved_invoice(approver_id, **kw)
+    _, results = enqueue_push([iid], None)
+    db.session.commit()
+    assert results[0].ok, results[0].message
+    invoice(iid).billing_email = ""
+    db.session.commit()
+    assert work_push_queue()["failed"] == 1
+    return iid

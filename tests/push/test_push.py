@@ -17,6 +17,7 @@ from app.push.models import PushJob, StripeCustomerLink, StripeTaxRate
 from app.writeback.models import WritebackItem
 from tests.push.helpers import (
     approved_invoice,
+    finalized_without_email,
     invoice,
     job_for,
     stripe_customers_for_org,
@@ -61,6 +62,7 @@ def test_push_makes_one_finalized_sent_invoice_with_the_approved_lines(
     [cus] = stripe_customers_for_org(stripe_desk, 501)
     assert cus["id"] == inv.stripe_customer_id == si["customer"]
     assert cus["metadata"] == {"pipedrive_org_id": "501", "pipedrive_person_id": "601",
+                               "desk_billing_email": "ap@acme.example",
                                "vat_id": "DE123456789", "source": "billing-desk"}
     assert (cus["name"], cus["email"], cus["address"]["city"]) == (
         "Acme GmbH", "ap@acme.example", "Berlin")
@@ -103,16 +105,78 @@ def test_a_known_customer_costs_four_requests_even_with_fifty_lines(stripe_desk,
     assert job_for(second).requests == 4
 
 
-def test_changed_bill_to_updates_the_same_customer(stripe_desk, approver, ctx):
-    push(approved_invoice(approver.id))
-    second = approved_invoice(approver.id, name="Acme Holding GmbH", email="billing@acme.example",
-                              deal_id=9002)
+def test_changed_bill_to_updates_the_same_customer_and_says_so(stripe_desk, approver, ctx):
+    first = approved_invoice(approver.id)
+    push(first)
+    # Someone changes the customer's email in Stripe; the desk must not undo it silently
+    # (the mismatch board's rule 12 names the difference instead).
+    client = stripe.StripeClient(stripe_desk.api_key, base_addresses={"api": stripe_desk.url})
+    client.v1.customers.update(invoice(first).stripe_customer_id,
+                               params={"email": "accounts@acme.example"})
+    second = approved_invoice(approver.id, name="Acme Holding GmbH", deal_id=9002)
     stripe_desk.reset_ledger()
     push(second)
     [cus] = stripe_customers_for_org(stripe_desk, 501)
-    assert (cus["name"], cus["email"]) == ("Acme Holding GmbH", "billing@acme.example")
+    assert (cus["name"], cus["email"]) == ("Acme Holding GmbH", "accounts@acme.example")
     assert posts(stripe_desk.ledger())[0] == f"POST /v1/customers/{cus['id']}"
     assert len(stripe_desk.ledger()) == 5
+    [entry] = db.session.execute(
+        select(AuditEntry).where(AuditEntry.action == "stripe_customer.updated")).scalars()
+    assert entry.object_id == cus["id"] and entry.after["invoice_id"] == second
+    assert "name" in entry.after["fields"] and "email" not in entry.after["fields"]
+
+
+def test_two_billing_emails_of_one_organization_are_two_customers(stripe_desk, approver, ctx):
+    """Issue 14, defect 10: the second push overwrote the first contact's email."""
+    first = approved_invoice(approver.id, email="ap@acme.example")
+    second = approved_invoice(approver.id, email="billing@acme.example", deal_id=9002)
+    push(first)
+    push(second)
+    customers = {c["email"]: c for c in stripe_customers_for_org(stripe_desk, 501)}
+    assert set(customers) == {"ap@acme.example", "billing@acme.example"}
+    assert invoice(first).stripe_customer_id == customers["ap@acme.example"]["id"]
+    assert invoice(second).stripe_customer_id == customers["billing@acme.example"]["id"]
+    for email, cus in customers.items():
+        assert cus["metadata"]["desk_billing_email"] == email
+    # Each Stripe invoice went to its own contact.
+    [si1], [si2] = stripe_invoices_for(stripe_desk, first), stripe_invoices_for(stripe_desk, second)
+    assert (si1["customer_email"], si2["customer_email"]) == (
+        "ap@acme.example", "billing@acme.example")
+    # A re-push of the first contact reuses its customer: no search, no create, no update.
+    third = approved_invoice(approver.id, email="AP@acme.example ", deal_id=9003)
+    stripe_desk.reset_ledger()
+    push(third)
+    assert invoice(third).stripe_customer_id == customers["ap@acme.example"]["id"]
+    assert not any("/customers" in p for p in posts(stripe_desk.ledger()))
+    assert len(stripe_customers_for_org(stripe_desk, 501)) == 2
+    emails = {c["email"] for c in stripe_customers_for_org(stripe_desk, 501)}
+    assert emails == {"ap@acme.example", "billing@acme.example"}
+
+
+def test_a_stored_pipedrive_customer_of_another_contact_is_not_overwritten(
+    stripe_desk, approver, ctx
+):
+    from app.intake.models import PdField, PdOrganization
+
+    stored = _customer(stripe_desk, name="Acme", email="ap@acme.example",
+                       metadata={"pipedrive_org_id": "501"})
+    db.session.add(PdField(entity="organization", field_code="a" * 40,
+                           name="Stripe customer id", field_type="varchar"))
+    db.session.add(PdOrganization(id=501, name="Acme", custom_fields={"a" * 40: stored.id}))
+    db.session.commit()
+    iid = approved_invoice(approver.id, email="billing@acme.example")
+    push(iid)
+    assert invoice(iid).stripe_customer_id != stored.id
+    kept = _retrieve_customer(stripe_desk, stored.id)
+    assert kept.email == "ap@acme.example"
+    # The organization's field keeps naming its first contact's customer.
+    kinds = {w.kind for w in db.session.execute(select(WritebackItem)).scalars()}
+    assert "contact_customer" not in kinds
+
+
+def _retrieve_customer(stripe_desk, customer_id):
+    client = stripe.StripeClient(stripe_desk.api_key, base_addresses={"api": stripe_desk.url})
+    return client.v1.customers.retrieve(customer_id)
 
 
 def _customer(stripe_desk, **params):
@@ -128,17 +192,25 @@ def test_customer_found_by_billing_email_is_reused_and_named(stripe_desk, approv
     [cus] = stripe_customers_for_org(stripe_desk, 501)
     assert cus["id"] == existing.id and cus["name"] == "Acme GmbH"
     link = db.session.execute(select(StripeCustomerLink)).scalar_one()
-    assert (link.party, link.source, link.stripe_customer_id) == ("org:501", "email", existing.id)
+    assert (link.party, link.source, link.stripe_customer_id) == (
+        "org:501:email:ap@acme.example", "email", existing.id)
 
 
 def test_customer_found_by_metadata_once_search_caught_up(stripe_desk, approver, ctx):
-    existing = _customer(stripe_desk, email="other@acme.example",
-                         metadata={"pipedrive_org_id": "501"})
+    # Its email was changed in Stripe, but the desk's metadata names the contact.
+    existing = _customer(stripe_desk, email="accounts@acme.example",
+                         metadata={"pipedrive_org_id": "501",
+                                   "desk_billing_email": "ap@acme.example"})
+    other_contact = _customer(stripe_desk, email="other@acme.example",
+                              metadata={"pipedrive_org_id": "501"})
     stripe_desk.advance_clock(seconds=120)  # search lags a minute behind, like Stripe's
     iid = approved_invoice(approver.id)
     push(iid)
     assert invoice(iid).stripe_customer_id == existing.id
-    assert len(stripe_customers_for_org(stripe_desk, 501)) == 1
+    customers = {c["id"]: c["email"] for c in stripe_customers_for_org(stripe_desk, 501)}
+    # Neither customer's email was overwritten.
+    assert customers == {existing.id: "accounts@acme.example",
+                         other_contact.id: "other@acme.example"}
 
 
 def test_another_organizations_customer_with_the_same_email_is_not_taken(
@@ -250,13 +322,13 @@ def test_unapproved_or_held_invoices_are_not_queued(stripe_desk, approver, ctx):
 
 
 def test_a_refusal_from_stripe_is_explained_with_what_was_done(stripe_desk, approver, ctx):
-    iid = approved_invoice(approver.id, email="")  # Stripe cannot email the invoice
-    assert push(iid)["failed"] == 1
+    iid = finalized_without_email(approver.id)  # Stripe cannot email the invoice
     inv = invoice(iid)
     assert inv.status == "push_failed"
     assert "does not have an email address" in inv.push_error
     assert f"finalized in Stripe as {inv.stripe_number}" in inv.push_error
-    assert inv.push_hint
+    # Not "correct the invoice": a finalized invoice cannot be edited; the ways out are named.
+    assert inv.push_hint == ops.FINALIZED_HINT
     [si] = stripe_invoices_for(stripe_desk, iid)
     assert si["status"] == "open" and si["id"] == inv.stripe_invoice_id
 
@@ -277,7 +349,7 @@ def test_a_retry_after_a_refusal_sends_only_the_refused_step_with_a_new_key(
     monkeypatch.setattr(Calls, "send", refuse_once)
     iid = approved_invoice(approver.id)
     assert push(iid)["failed"] == 1
-    assert invoice(iid).push_hint == "Ask an admin to check Stripe."
+    assert invoice(iid).push_hint == f"Ask an admin to check Stripe. {ops.FINALIZED_HINT}"
     stripe_desk.reset_ledger()
     push(iid)
     inv = invoice(iid)
@@ -381,15 +453,28 @@ def test_the_scheduler_tick_records_a_run_only_when_it_pushed(stripe_desk, appro
         assert len(stripe_invoices_for(stripe_desk, iid)) == 1
 
 
-def test_a_version_finalized_in_stripe_is_never_pushed_again(stripe_desk, approver, ctx):
-    iid = approved_invoice(approver.id, email="")  # finalized, then sending fails
-    push(iid)
+def test_a_version_finalized_in_stripe_is_never_pushed_again_unless_void(
+    stripe_desk, stripe_client, approver, ctx
+):
+    iid = finalized_without_email(approver.id)  # finalized, then sending fails
     inv = invoice(iid)
+    inv.billing_email = "ap@acme.example"
     inv.status, inv.version, inv.approved_version = "approved", 2, 2  # edited, approved again
     db.session.commit()
     _, [result] = ops.enqueue_push([iid], None)
     assert not result.ok
     assert "finalized in Stripe" in result.message and "bill the customer twice" in result.message
+    # Once it is void in Stripe (and the desk has seen it), the new version may go.
+    db.session.rollback()
+    old_id = invoice(iid).stripe_invoice_id
+    stripe_client.v1.invoices.void_invoice(old_id)
+    from app.payments.sync import apply_invoice
+
+    apply_invoice(stripe_client.v1.invoices.retrieve(old_id).to_dict())
+    db.session.commit()
+    assert push(iid)["done"] == 1
+    statuses = sorted(i["status"] for i in stripe_invoices_for(stripe_desk, iid))
+    assert statuses == ["open", "void"]
 
 
 def test_a_create_resent_after_stripe_forgot_its_key_adopts_the_earlier_draft(

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.push import operations as ops
 from app.push.models import PushJob
 from tests.conftest import csrf_token
-from tests.push.helpers import approved_invoice, invoice
+from tests.push.helpers import approved_invoice, finalized_without_email, invoice
 
 HTMX = {"HX-Request": "true"}
 
@@ -67,11 +67,9 @@ def test_a_plain_form_post_redirects_to_the_invoice(app, client, login, make_use
 def test_a_failed_push_shows_the_error_the_hint_and_a_retry(
     app, client, login, make_user, approver, stripe_desk
 ):
-    iid = _make(app, approver, email="")
+    with app.app_context():
+        iid = finalized_without_email(approver.id)
     login(make_user("finance"))
-    token = csrf_token(client, "/push/")
-    client.post(f"/invoices/{iid}/push", data={"csrf_token": token})
-    _work(app)
     html = client.get(f"/invoices/{iid}/push/status").get_data(as_text=True)
     assert "The push to Stripe failed." in html
     assert "does not have an email address" in html

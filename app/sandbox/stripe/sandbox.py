@@ -1189,7 +1189,9 @@ class StripeSandbox:
         if inv["collection_method"] != "send_invoice":
             raise invalid("You can only manually send an invoice if its collection method is "
                           "'send_invoice'.")
-        if not inv["customer_email"]:
+        # Sent to the customer's address; one given to the customer after finalization counts.
+        cust = self.store.get("customer", inv["customer"]) or {}
+        if not (inv["customer_email"] or cust.get("email")):
             raise invalid("This invoice cannot be sent because the customer does not have an "
                           "email address.", code="email_invalid")
         self.emit("invoice.sent", inv)
