@@ -10,8 +10,10 @@ Pipedrive's ids, so nothing is lost and nothing is duplicated.
 
 Token costs (Pipedrive charges per call, not per record) drive the shape: v2
 lists at 500 per page, products for 100 deals per call, persons/organizations
-by id 100 per call. Discounts and installments are per deal in Pipedrive, so
-they are fetched just in time, when a draft is made from the deal.
+by id 100 per call; installments likewise for 100 deals per call, only for deals
+whose products can carry them (one-time products only), so the queue's
+"Installments" flag is known before a draft is made. Discounts are per deal in
+Pipedrive, so they are fetched just in time, when a draft is made from the deal.
 """
 
 from __future__ import annotations
@@ -474,12 +476,33 @@ def _chunks(ids: Iterable[int], size: int = BATCH):
         yield ids[i : i + size]
 
 
-def fetch_products(client: PipedriveClient, deal_ids: list[int]) -> dict[int, list[dict]]:
+def _fetch_by_deal(client: PipedriveClient, path: str, deal_ids) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {i: [] for i in deal_ids}
     for chunk in _chunks(deal_ids):
-        for item in client.iter_v2("/api/v2/deals/products", {"deal_ids": chunk}, limit=PAGE):
+        for item in client.iter_v2(path, {"deal_ids": chunk}, limit=PAGE):
             out.setdefault(int(item["deal_id"]), []).append(item)
     return out
+
+
+def fetch_products(client: PipedriveClient, deal_ids: list[int]) -> dict[int, list[dict]]:
+    return _fetch_by_deal(client, "/api/v2/deals/products", deal_ids)
+
+
+def fetch_installments(client: PipedriveClient, deal_ids: list[int]) -> dict[int, list[dict]]:
+    return _fetch_by_deal(client, "/api/v2/deals/installments", deal_ids)
+
+
+def apply_installments(deal: PdDeal, items: list[dict]) -> None:
+    existing = {i.id: i for i in deal.installments}
+    keep = []
+    for item in items:
+        inst = existing.get(int(item["id"])) or PdInstallment(id=int(item["id"]))
+        inst.amount = dec(item.get("amount"))
+        inst.billing_date = parse_date(item.get("billing_date"))
+        inst.description = item.get("description") or ""
+        keep.append(inst)
+    deal.installments = keep
+    deal.has_installments = bool(keep)
 
 
 def fetch_contacts(client: PipedriveClient, person_ids: set[int], org_ids: set[int]) -> int:
@@ -517,6 +540,13 @@ def _sync_page(
         if deal.id in products:
             apply_products(deal, products[deal.id])
             counts["products"] += len(products[deal.id])
+    # Installments exist only on deals with one-time products and no recurring ones.
+    splittable = [
+        d.id for d, _b, _c in deals
+        if products.get(d.id) and not any(p.recurring for p in d.products)
+    ]
+    for deal_id, items in (fetch_installments(client, splittable) if splittable else {}).items():
+        apply_installments(db.session.get(PdDeal, deal_id), items)
 
     if not known_contacts:
         persons = {d.person_id for d, _b, _c in deals if d.person_id}
@@ -646,17 +676,7 @@ def fetch_deal_details(client: PipedriveClient, deal: PdDeal) -> None:
         )
         for d in body.get("data") or []
     ]
-    items = list(client.iter_v2("/api/v2/deals/installments", {"deal_ids": [deal.id]}))
-    deal.installments = [
-        PdInstallment(
-            id=int(i["id"]),
-            amount=dec(i.get("amount")),
-            billing_date=parse_date(i.get("billing_date")),
-            description=i.get("description") or "",
-        )
-        for i in items
-    ]
-    deal.has_installments = bool(deal.installments)
+    apply_installments(deal, fetch_installments(client, [deal.id])[deal.id])
     db.session.flush()
 
 

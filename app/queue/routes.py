@@ -17,8 +17,9 @@ from app.intake.models import (
 )
 from app.intake.operations import last_sync, request_sync
 from app.queue.query import (
-    COUNT_CAP,
+    MARKERS,
     QueueFilters,
+    count_sentence,
     deal_flags,
     filter_options,
     queue_count,
@@ -37,18 +38,31 @@ def _drifted_ids(deal_ids) -> set[int]:
     return drifted_among(deal_ids)
 
 
+def _markers(deal_ids) -> dict:
+    """deal id -> its newest invoice not yet in Stripe (draft, submitted, approved or
+    push failed), for the row's marker."""
+    from app.invoices.queries import live_invoices_for
+
+    return {
+        deal_id: inv
+        for deal_id, inv in live_invoices_for(deal_ids).items()
+        if inv.status in MARKERS
+    }
+
+
 @bp.route("/queue/")
 @requires("queue.view")
 def index():
     f = QueueFilters.from_args(request.args)
     rows, next_token = queue_page(f)
-    drifted = _drifted_ids([r[0].id for r in rows])
+    ids = [r[0].id for r in rows]
+    drifted, markers = _drifted_ids(ids), _markers(ids)
     context = dict(
         f=f,
-        rows=[(r, deal_flags(r[0], r[0].id in drifted)) for r in rows],
+        rows=[(r, deal_flags(r[0], r[0].id in drifted), markers.get(r[0].id)) for r in rows],
         next_token=next_token,
-        total=queue_count(f),
-        count_cap=COUNT_CAP,
+        count=count_sentence(queue_count(f), f),
+        markers=MARKERS,
     )
     if wants_fragment():
         target = request.htmx.target or ""

@@ -1,4 +1,5 @@
-"""Sales rollup reconciles: refunded and written-off sums beside credited, collected
+"""The queue sorts by value per currency: its index leads with the currency. Sales
+rollup reconciles: refunded and written-off sums beside credited, collected
 and outstanding, so that invoiced = credited + collected + refunded + outstanding +
 written off holds for every row (see app/sales/queries.invoice_amounts). The rollup
 is rebuilt from the invoices by its job, so existing rows start at 0 until then.
@@ -44,9 +45,16 @@ def upgrade():
                                    server_default=sa.text('0'), nullable=False,
                                    comment='amount_remaining of invoices marked uncollectible'))
     _comments(True)
+    with op.batch_alter_table('pd_deal') as batch:
+        batch.drop_index('ix_pd_deal_queue_value')
+        batch.create_index('ix_pd_deal_queue_value', ['ready', 'currency', 'value', 'id'],
+                           unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('pd_deal') as batch:
+        batch.drop_index('ix_pd_deal_queue_value')
+        batch.create_index('ix_pd_deal_queue_value', ['ready', 'value', 'id'], unique=False)
     _comments(False)
     with op.batch_alter_table('sales_daily') as batch:
         batch.drop_column('written_off_micros')
