@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
 
@@ -16,6 +18,7 @@ from app.intake.models import (
     SyncRun,
 )
 from app.intake.operations import last_sync, request_sync
+from app.intake.sync import dec
 from app.queue.query import (
     MARKERS,
     QueueFilters,
@@ -113,13 +116,10 @@ def deal(deal_id: int):
         .scalars()
         .all()
     )
-    invoices = []
-    try:
-        from app.invoices.queries import invoices_for_deal
+    from app.invoices.drafting import live_invoice_for
+    from app.invoices.queries import invoices_for_deal
 
-        invoices = invoices_for_deal(deal.id)
-    except ImportError:
-        pass
+    discounts, discounts_error = _deal_discounts(deal)
     return render_template(
         "deals/show.html",
         deal=deal,
@@ -129,6 +129,28 @@ def deal(deal_id: int):
         pipeline=pipeline,
         stage=stage,
         history=history,
-        invoices=invoices,
+        invoices=invoices_for_deal(deal.id),
+        live_invoice=live_invoice_for(deal.id),
+        discounts=discounts,
+        discounts_error=discounts_error,
         flags=deal_flags(deal, deal.id in _drifted_ids([deal.id])),
     )
+
+
+def _deal_discounts(deal: PdDeal) -> tuple[list, str | None]:
+    """The deal-level discounts as Pipedrive has them now (read only, nothing stored:
+    the intake cannot batch them), or those read at the last draft with the reason
+    Pipedrive could not be read."""
+    from app.pipedrive.client import PipedriveError
+    from app.pipedrive.factory import pipedrive_client
+
+    try:
+        client = pipedrive_client(max_retries=0, timeout=5.0)
+        body = client.request("GET", f"/api/v2/deals/{deal.id}/discounts")
+    except PipedriveError as exc:
+        return list(deal.discounts), str(exc)
+    return [
+        SimpleNamespace(description=d.get("description") or "", amount=dec(d.get("amount")),
+                        type=d.get("type") or "amount")
+        for d in body.get("data") or []
+    ], None

@@ -259,3 +259,60 @@ def test_a_deal_with_an_invoice_on_its_way_carries_a_marker(app, client, make_us
     plain = deals[3]
     html = client.get(f"/queue/?q={plain}").get_data(as_text=True)
     assert "data-marker" not in html.split(f'<tr data-deal="{plain}">')[1].split("</tr>")[0]
+
+
+def _ready_deal_with_discounts(app, synced):
+    store = synced.app.extensions["pipedrive_sandbox"].store
+    with_discounts = {int(d["deal_id"]) for d in store.t["discounts"].values()}
+    with app.app_context():
+        deal = db.session.execute(
+            select(PdDeal).where(PdDeal.ready.is_(True), PdDeal.id.in_(with_discounts),
+                                 PdDeal.status == "won").order_by(PdDeal.id)
+        ).scalars().first()
+        return deal.id, deal.title
+
+
+def test_deal_page_says_each_fact_once_and_shows_deal_discounts(app, client, make_user, login,
+                                                                synced):
+    """Issue 14, item 16: "#136 #136", "won, won", and no deal-level discounts."""
+    store = synced.app.extensions["pipedrive_sandbox"].store
+    deal_id, title = _ready_deal_with_discounts(app, synced)
+    assert f"#{deal_id}" in title  # the seed names deals "Org - Pipeline #id"
+    wanted = [d for d in store.t["discounts"].values() if int(d["deal_id"]) == deal_id]
+    login(make_user("finance"))
+    html = client.get(f"/deals/{deal_id}").get_data(as_text=True)
+    heading = html.split("<h1>")[1].split("</h1>")[0]
+    assert heading.count(f"#{deal_id}") == 1
+    status = html.split('id="deal-status">')[1].split("</dd>")[0]
+    assert status.startswith("Won on ") and status.lower().count("won") == 1
+    section = html.split('id="deal-discounts"')[1].split("</article>")[0]
+    for d in wanted:
+        assert (d["description"] or "Discount") in section
+    assert "No deal-level discounts" not in section
+
+
+def test_create_draft_from_the_deal_page(app, client, make_user, login, synced):
+    """Issue 14, item 16: finance creates a draft from a ready deal without an invoice,
+    through the operation the queue's "Create drafts" uses; then the page links to it."""
+    from app.invoices.models import Invoice
+
+    deal_id, _title = _ready_deal_with_discounts(app, synced)
+    login(make_user("approver"))
+    assert 'id="deal-create-draft"' not in client.get(f"/deals/{deal_id}").get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    login(make_user("finance"))
+    html = client.get(f"/deals/{deal_id}").get_data(as_text=True)
+    form = html.split('id="deal-create-draft"')[1].split("</form>")[0]
+    opening = html.split('id="deal-create-draft"')[0].rsplit("<form", 1)[1]
+    assert f"/deals/{deal_id}/draft" in opening and "Create draft" in form
+    token = csrf_token(client, f"/deals/{deal_id}")
+    resp = client.post(f"/deals/{deal_id}/draft", data={"csrf_token": token})
+    assert resp.status_code == 303
+    with app.app_context():
+        invoice = db.session.execute(
+            select(Invoice).where(Invoice.deal_id == deal_id)).scalar_one()
+        assert invoice.status == "draft" and invoice.discounts  # the deal discount came along
+        invoice_id = invoice.id
+    html = client.get(f"/deals/{deal_id}").get_data(as_text=True)
+    assert 'id="deal-create-draft"' not in html
+    assert f'href="/invoices/{invoice_id}"' in html.split('id="deal-invoice-action"')[1]
