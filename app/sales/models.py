@@ -25,7 +25,8 @@ class SalesDaily(db.Model):
 
     __tablename__ = "sales_daily"
     __table_args__ = (
-        Index("ix_sales_daily_day", "day"),
+        # Covers DSO's countback: newest day first, summed per currency as it streams.
+        Index("ix_sales_daily_day", "day", "currency", "invoice_count", "invoiced_micros"),
         Index("ix_sales_daily_owner_day", "owner_id", "day"),
         Index("ix_sales_daily_pipeline_day", "pipeline_id", "day"),
     )

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import groupby
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
@@ -384,44 +386,62 @@ def _add_invoiced(groups: dict, conds: list, now: dt.datetime, start, end) -> No
         g.add(Figures(invoices=int(n or 0), **named(AMOUNTS, sums, micro)))
 
 
-def countback_dso(receivable: Decimal, daily, today: dt.date) -> Decimal | None:
-    """Days sales outstanding by the countback method.
+def countback_dso(receivable: dict, invoiced, today: dt.date) -> dict:
+    """Days sales outstanding per currency, by the countback method.
 
     Going back from today one UTC day at a time, what was invoiced each day is added
     up until it reaches what is open today; DSO is the number of days that took, the
     last one in part. 10 days: what is open equals the last 10 days of invoicing.
-    Invoices all sent today and none paid: 1 day. daily: (UTC day, invoiced), any
-    order. None: more is open than was ever invoiced (it cannot be counted back).
+    Invoices all sent today and none paid: 1 day.
+
+    receivable: currency -> open today. invoiced: (UTC day, currency, amount), newest
+    day first (several rows per day and currency add up); it is read only as far back
+    as needed. A currency with more open than was ever invoiced gets None.
     """
-    if receivable <= 0:
-        return ZERO.quantize(Decimal("0.1"))
-    left = receivable
-    for day, amount in sorted(daily, key=lambda x: x[0], reverse=True):
-        if amount <= 0:
-            continue
-        if amount >= left:
-            days = (today - day).days + left / amount
-            return days.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-        left -= amount
-    return None
+    step = Decimal("0.1")
+    out = {c: ZERO.quantize(step) for c, amount in receivable.items() if amount <= 0}
+    left = {c: amount for c, amount in receivable.items() if amount > 0}
+    for day, rows in groupby(invoiced, key=lambda row: row[0]):
+        if not left:
+            break
+        that_day: dict = defaultdict(lambda: ZERO)
+        for _day, currency, amount in rows:
+            that_day[currency] += amount
+        for currency, amount in that_day.items():
+            if currency not in left or amount <= 0:
+                continue
+            if amount >= left[currency]:
+                days = (today - day).days + left.pop(currency) / amount
+                out[currency] = days.quantize(step, rounding=ROUND_HALF_UP)
+            else:
+                left[currency] -= amount
+    return {**out, **dict.fromkeys(left)}
 
 
-def _daily_invoiced(conds: list) -> dict:
-    """currency -> [(UTC day of the push, invoiced)], every invoice in Stripe, live."""
+FETCH_DAYS = 500  # rows per round trip when counting DSO back
+
+
+def _invoiced_newest_first(conds: list):
+    """(UTC day of the push, currency, invoiced that day) over every invoice in Stripe,
+    newest day first, streamed: countback_dso stops once it has gone back far enough."""
     from app.sales.rollup import utc_day
 
     day = utc_day(Invoice.pushed_at)
     q = (
-        select(Invoice.currency, day, exact_sum(Invoice.total))
+        select(day, Invoice.currency, exact_sum(Invoice.total))
         .where(in_stripe(), Invoice.pushed_at.is_not(None))
-        .group_by(Invoice.currency, day)
+        .group_by(day, Invoice.currency)
+        .order_by(day.desc())
+        .execution_options(yield_per=FETCH_DAYS)
     )
     if conds:
         q = q.join(PdDeal, PdDeal.id == Invoice.deal_id).where(*conds)
-    out: dict = defaultdict(list)
-    for currency, d, amount in db.session.execute(q):
-        out[currency].append((d, micro(amount)))
-    return out
+    result = db.session.execute(q)
+    try:
+        for pushed_day, currency, total in result:
+            yield pushed_day, currency, micro(total)
+    finally:
+        result.close()  # read only as far back as needed
 
 
 def _add_open(aging: dict, conds: list, now: dt.datetime, due_windows=None) -> None:
@@ -475,13 +495,12 @@ def summary(f: SalesFilters, now: dt.datetime) -> Summary:
         _add_open(out.aging, conds, now, due_windows)
     for currency, per in out.aging.items():
         out.receivable[currency] = sum(per.values(), ZERO)
-    daily = (
-        rollup.daily_invoiced(f.owner, f.pipeline) if state is not None
-        else _daily_invoiced(conds)
+    invoiced = (
+        rollup.invoiced_newest_first(f.owner, f.pipeline) if state is not None
+        else _invoiced_newest_first(conds)
     )
-    today = now.astimezone(dt.UTC).date()
-    for currency, amount in out.receivable.items():
-        out.dso_days[currency] = countback_dso(amount, daily.get(currency, ()), today)
+    with closing(invoiced):
+        out.dso_days = countback_dso(out.receivable, invoiced, now.astimezone(dt.UTC).date())
 
     # Roll the (owner, pipeline, currency) groups up: a handful of exact Decimals.
     by_owner: dict = defaultdict(Figures)

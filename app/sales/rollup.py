@@ -236,18 +236,23 @@ def add_day_groups(groups: dict, days: tuple, owner: int | None, pipeline: int |
         ))
 
 
-def daily_invoiced(owner: int | None, pipeline: int | None) -> dict:
-    """currency -> [(UTC day, invoiced)] from the rollup (DSO counts back over them)."""
+def invoiced_newest_first(owner: int | None, pipeline: int | None):
+    """(UTC day, currency, invoiced) from the rollup, newest day first, streamed (DSO
+    counts back over them and stops when it has gone far enough)."""
     r = SalesDaily
     q = (
-        select(r.currency, r.day, func.sum(r.invoiced_micros))
+        select(r.day, r.currency, func.sum(r.invoiced_micros))
         .where(r.invoice_count > 0, r.day.is_not(None))
-        .group_by(r.currency, r.day)
+        .group_by(r.day, r.currency)
+        .order_by(r.day.desc(), r.currency.desc())  # the day index's order, backwards
+        .execution_options(yield_per=500)
     )
-    out: dict = {}
-    for currency, day, amount in db.session.execute(_narrow(q, r, owner, pipeline)):
-        out.setdefault(currency, []).append((day, from_micros(amount)))
-    return out
+    result = db.session.execute(_narrow(q, r, owner, pipeline))
+    try:
+        for day, currency, amount in result:
+            yield day, currency, from_micros(amount)
+    finally:
+        result.close()  # read only as far back as needed
 
 
 def add_open_groups(aging: dict, now: dt.datetime, owner: int | None,

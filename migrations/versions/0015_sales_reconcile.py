@@ -1,4 +1,5 @@
-"""The queue sorts by value per currency: its index leads with the currency. Sales
+"""The queue sorts by value per currency: its index leads with the currency. The
+sales rollup's day index covers DSO's countback (day, currency, invoiced). Sales
 rollup reconciles: refunded and written-off sums beside credited, collected
 and outstanding, so that invoiced = credited + collected + refunded + outstanding +
 written off holds for every row (see app/sales/queries.invoice_amounts). The rollup
@@ -45,6 +46,10 @@ def upgrade():
                                    server_default=sa.text('0'), nullable=False,
                                    comment='amount_remaining of invoices marked uncollectible'))
     _comments(True)
+    # DSO counts back over the invoiced days, newest first: the day index covers it.
+    op.drop_index('ix_sales_daily_day', table_name='sales_daily')
+    op.create_index('ix_sales_daily_day', 'sales_daily',
+                    ['day', 'currency', 'invoice_count', 'invoiced_micros'], unique=False)
     with op.batch_alter_table('pd_deal') as batch:
         batch.drop_index('ix_pd_deal_queue_value')
         batch.create_index('ix_pd_deal_queue_value', ['ready', 'currency', 'value', 'id'],
@@ -55,6 +60,8 @@ def downgrade():
     with op.batch_alter_table('pd_deal') as batch:
         batch.drop_index('ix_pd_deal_queue_value')
         batch.create_index('ix_pd_deal_queue_value', ['ready', 'value', 'id'], unique=False)
+    op.drop_index('ix_sales_daily_day', table_name='sales_daily')
+    op.create_index('ix_sales_daily_day', 'sales_daily', ['day'], unique=False)
     _comments(False)
     with op.batch_alter_table('sales_daily') as batch:
         batch.drop_column('written_off_micros')
