@@ -115,7 +115,7 @@ class PdDeal(db.Model):
     __table_args__ = (
         # The queue reads ready deals in one of four orders, LIMIT 51: an index per order.
         Index("ix_pd_deal_queue_won", "ready", "won_sort", "id"),
-        Index("ix_pd_deal_queue_value", "ready", "value", "id"),
+        Index("ix_pd_deal_queue_value", "ready", "currency", "value", "id"),  # per currency
         Index("ix_pd_deal_queue_title", "ready", "title", "id"),
         Index("ix_pd_deal_queue_updated", "ready", "update_sort", "id"),
         Index("ix_pd_deal_queue_currency", "ready", "currency"),

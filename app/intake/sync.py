@@ -12,8 +12,10 @@ by every later run; the run goes on and ends "finished with problems".
 
 Token costs (Pipedrive charges per call, not per record) drive the shape: v2
 lists at 500 per page, products for 100 deals per call, persons/organizations
-by id 100 per call. Discounts and installments are per deal in Pipedrive, so
-they are fetched just in time, when a draft is made from the deal.
+by id 100 per call; installments likewise for 100 deals per call, only for deals
+whose products can carry them (one-time products only), so the queue's
+"Installments" flag is known before a draft is made. Discounts are per deal in
+Pipedrive, so they are fetched just in time, when a draft is made from the deal.
 """
 
 from __future__ import annotations
@@ -527,12 +529,33 @@ def _chunks(ids: Iterable[int], size: int = BATCH):
         yield ids[i : i + size]
 
 
-def fetch_products(client: PipedriveClient, deal_ids: list[int]) -> dict[int, list[dict]]:
+def _fetch_by_deal(client: PipedriveClient, path: str, deal_ids) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {i: [] for i in deal_ids}
     for chunk in _chunks(deal_ids):
-        for item in client.iter_v2("/api/v2/deals/products", {"deal_ids": chunk}, limit=PAGE):
+        for item in client.iter_v2(path, {"deal_ids": chunk}, limit=PAGE):
             out.setdefault(int(item["deal_id"]), []).append(item)
     return out
+
+
+def fetch_products(client: PipedriveClient, deal_ids: list[int]) -> dict[int, list[dict]]:
+    return _fetch_by_deal(client, "/api/v2/deals/products", deal_ids)
+
+
+def fetch_installments(client: PipedriveClient, deal_ids: list[int]) -> dict[int, list[dict]]:
+    return _fetch_by_deal(client, "/api/v2/deals/installments", deal_ids)
+
+
+def apply_installments(deal: PdDeal, items: list[dict]) -> None:
+    existing = {i.id: i for i in deal.installments}
+    keep = []
+    for item in items:
+        inst = existing.get(int(item["id"])) or PdInstallment(id=int(item["id"]))
+        inst.amount = dec(item.get("amount"))
+        inst.billing_date = parse_date(item.get("billing_date"))
+        inst.description = item.get("description") or ""
+        keep.append(inst)
+    deal.installments = keep
+    deal.has_installments = bool(keep)
 
 
 def fetch_contacts(
@@ -586,6 +609,12 @@ def _sync_page(
 
     wanted = [p.id for _d, p in read if rules.candidate(p)]
     products = fetch_products(client, wanted) if wanted else {}
+    # Installments exist only on deals with one-time products and no recurring ones.
+    splittable = [
+        deal_id for deal_id, items in products.items()
+        if items and all((i.get("billing_frequency") or "one-time") == "one-time" for i in items)
+    ]
+    installments = fetch_installments(client, splittable) if splittable else {}
 
     if not known_contacts:
         persons = {p.person_id for _d, p in read if p.person_id}
@@ -620,6 +649,8 @@ def _sync_page(
             apply_deal(deal, data)
             if deal.id in products:
                 apply_products(deal, products[deal.id])
+            if deal.id in installments:
+                apply_installments(deal, installments[deal.id])
             finish_deal(deal, rules, resolver)
             after = deal_state(deal)
             deal.synced_at = utcnow()
@@ -742,17 +773,7 @@ def fetch_deal_details(client: PipedriveClient, deal: PdDeal) -> None:
         )
         for d in body.get("data") or []
     ]
-    items = list(client.iter_v2("/api/v2/deals/installments", {"deal_ids": [deal.id]}))
-    deal.installments = [
-        PdInstallment(
-            id=int(i["id"]),
-            amount=dec(i.get("amount")),
-            billing_date=parse_date(i.get("billing_date")),
-            description=i.get("description") or "",
-        )
-        for i in items
-    ]
-    deal.has_installments = bool(deal.installments)
+    apply_installments(deal, fetch_installments(client, [deal.id])[deal.id])
     db.session.flush()
 
 

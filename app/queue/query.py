@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import exists, func, select, tuple_
+from sqlalchemy import and_, exists, func, or_, select, tuple_
 from sqlalchemy.orm import load_only
 
 from app.extensions import db
@@ -28,12 +28,17 @@ FLAGS = {
     "installments": "Installments",
     "drifted": "Changed since its draft",
 }
+# Each sort's key columns, compared together, then the deal id. Amounts in different
+# currencies are never compared: "value" groups the deals by currency (always A to Z)
+# and orders each currency's deals by amount in the chosen direction.
 SORTS = {
-    "won": (PdDeal.won_sort, "Won date"),
-    "value": (PdDeal.value, "Value"),
-    "title": (PdDeal.title, "Title"),
-    "updated": (PdDeal.update_sort, "Last change"),
+    "won": ((PdDeal.won_sort,), "Won date"),
+    "value": ((PdDeal.currency, PdDeal.value), "Value, per currency (A–Z)"),
+    "title": ((PdDeal.title,), "Title"),
+    "updated": ((PdDeal.update_sort,), "Last change"),
 }
+# Key columns that keep ascending order whatever the direction.
+ALWAYS_ASCENDING = {PdDeal.currency.key}
 PAGE_SIZE = 50
 ROW_COLUMNS = (
     "id",
@@ -99,26 +104,62 @@ class QueueFilters:
         return {k: v for k, v in out.items() if v not in ("", None)}
 
 
-def _encode(value, ident: int) -> str:
+def _encode_one(value):
     if isinstance(value, dt.datetime):
-        value = {"t": value.isoformat()}
-    elif isinstance(value, Decimal):
-        value = {"d": str(value)}
-    raw = json.dumps([value, ident]).encode()
+        return {"t": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
+    return value
+
+
+def _decode_one(value):
+    if isinstance(value, dict) and "t" in value:
+        return dt.datetime.fromisoformat(value["t"])
+    if isinstance(value, dict) and "d" in value:
+        return Decimal(value["d"])
+    if isinstance(value, dict | list):
+        raise TypeError("not a key value")
+    return value
+
+
+def _encode(values: tuple, ident: int) -> str:
+    raw = json.dumps([[_encode_one(v) for v in values], ident]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(token: str):
+def _decode(token: str, size: int):
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        value, ident = json.loads(raw)
-        if isinstance(value, dict) and "t" in value:
-            value = dt.datetime.fromisoformat(value["t"])
-        elif isinstance(value, dict) and "d" in value:
-            value = Decimal(value["d"])
-        return value, int(ident)
+        values, ident = json.loads(raw)
+        if not isinstance(values, list) or len(values) != size:
+            return None
+        return [_decode_one(v) for v in values], int(ident)
     except (ValueError, TypeError, json.JSONDecodeError):
         return None
+
+
+def _after(cols: tuple, values: list, ident: int, descending: bool):
+    """Rows after (values, ident) in the sort order: the first key column that differs
+    decides, each in its own direction (see ALWAYS_ASCENDING)."""
+    keys = [*cols, PdDeal.id]
+    vals = [*values, ident]
+    if not any(c.key in ALWAYS_ASCENDING for c in cols):
+        # One direction for all: a row-value comparison walks the index.
+        if descending:
+            return tuple_(*keys) < tuple_(*vals)
+        return tuple_(*keys) > tuple_(*vals)
+    ors = []
+    for n, (col, val) in enumerate(zip(keys, vals, strict=True)):
+        later = col > val if (col.key in ALWAYS_ASCENDING or not descending) else col < val
+        ors.append(and_(*(k == v for k, v in zip(keys[:n], vals[:n], strict=True)), later))
+    return or_(*ors)
+
+
+def _order(cols: tuple, descending: bool) -> list:
+    return [
+        c.asc() if (c.key in ALWAYS_ASCENDING or not descending) else c.desc()
+        for c in (*cols, PdDeal.id)
+    ]
 
 
 def drifted_deal_ids():
@@ -132,7 +173,8 @@ def drifted_deal_ids():
 
 def queue_page(f: QueueFilters, page_size: int = PAGE_SIZE):
     """One page of ready deals with what the table shows; plus the next page's token."""
-    col, _label = SORTS[f.sort]
+    cols, _label = SORTS[f.sort]
+    descending = f.direction == "desc"
     q = (
         select(PdDeal, PdOrganization.name, PdPerson.name, PdUser.name, PdPipeline.name)
         # Only what the row shows (not the custom fields' JSON or the search text).
@@ -145,27 +187,19 @@ def queue_page(f: QueueFilters, page_size: int = PAGE_SIZE):
     )
     q = q.where(*_conditions(f))
     if f.after:
-        key = _decode(f.after)
+        key = _decode(f.after, len(cols))
         if key is None:
             f.errors["after"] = "That page link is no longer valid; showing the first page."
         else:
-            # Row-value comparison: both databases walk the (ready, key, id) index.
-            value, ident = key
-            if f.direction == "desc":
-                q = q.where(tuple_(col, PdDeal.id) < tuple_(value, ident))
-            else:
-                q = q.where(tuple_(col, PdDeal.id) > tuple_(value, ident))
-    if f.direction == "desc":
-        q = q.order_by(col.desc(), PdDeal.id.desc())
-    else:
-        q = q.order_by(col.asc(), PdDeal.id.asc())
+            q = q.where(_after(cols, *key, descending))
+    q = q.order_by(*_order(cols, descending))
     rows = db.session.execute(q.limit(page_size + 1)).all()
     more = len(rows) > page_size
     rows = rows[:page_size]
     next_token = None
     if more and rows:
         last = rows[-1][0]
-        next_token = _encode(getattr(last, col.key), last.id)
+        next_token = _encode(tuple(getattr(last, c.key) for c in cols), last.id)
     return rows, next_token
 
 
@@ -205,6 +239,32 @@ def _conditions(f: QueueFilters) -> list:
 
 COUNT_CAP = 1000
 
+# A deal still in the queue with an invoice on its way: the marker its row carries.
+MARKERS = {
+    "draft": "Draft",
+    "submitted": "Submitted",
+    "approved": "Approved",
+    "push_failed": "Push failed",
+}
+
+
+def count_sentence(total: int, f: QueueFilters, cap: int = COUNT_CAP) -> str:
+    """"12 deals ready to bill.", "1 deal ready to bill matches this search.", ..."""
+    searched = bool(f.q)
+    filtered = bool(f.pipeline or f.owner or f.currency or f.flag)
+    if searched and total > cap:
+        subject, one = f"More than {cap:,} deals", False
+    elif total == 0:
+        subject, one = "No deals", False
+    else:
+        subject, one = f"{total:,} deal{'' if total == 1 else 's'}", total == 1
+    if not (searched or filtered):
+        return f"{subject} ready to bill."
+    what = " and ".join(
+        w for w in ("this search" if searched else "", "these filters" if filtered else "") if w
+    )
+    return f"{subject} ready to bill {'matches' if one else 'match'} {what}."
+
 
 def queue_count(f: QueueFilters) -> int:
     """How many deals match, counted up to COUNT_CAP + 1 for a search (a broad search
@@ -230,7 +290,8 @@ def filter_options() -> dict:
         .scalars()
         .all()
     )
-    return {"pipelines": pipelines, "owners": owners, "currencies": currencies, "flags": FLAGS}
+    return {"pipelines": pipelines, "owners": owners, "currencies": currencies, "flags": FLAGS,
+            "sorts": {key: label for key, (_cols, label) in SORTS.items()}}
 
 
 def deal_flags(deal: PdDeal, drifted: bool = False) -> list[tuple[str, str]]:

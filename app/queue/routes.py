@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
 
@@ -16,9 +18,11 @@ from app.intake.models import (
     SyncRun,
 )
 from app.intake.operations import last_sync, request_sync
+from app.intake.sync import dec
 from app.queue.query import (
-    COUNT_CAP,
+    MARKERS,
     QueueFilters,
+    count_sentence,
     deal_flags,
     filter_options,
     queue_count,
@@ -37,18 +41,31 @@ def _drifted_ids(deal_ids) -> set[int]:
     return drifted_among(deal_ids)
 
 
+def _markers(deal_ids) -> dict:
+    """deal id -> its newest invoice not yet in Stripe (draft, submitted, approved or
+    push failed), for the row's marker."""
+    from app.invoices.queries import live_invoices_for
+
+    return {
+        deal_id: inv
+        for deal_id, inv in live_invoices_for(deal_ids).items()
+        if inv.status in MARKERS
+    }
+
+
 @bp.route("/queue/")
 @requires("queue.view")
 def index():
     f = QueueFilters.from_args(request.args)
     rows, next_token = queue_page(f)
-    drifted = _drifted_ids([r[0].id for r in rows])
+    ids = [r[0].id for r in rows]
+    drifted, markers = _drifted_ids(ids), _markers(ids)
     context = dict(
         f=f,
-        rows=[(r, deal_flags(r[0], r[0].id in drifted)) for r in rows],
+        rows=[(r, deal_flags(r[0], r[0].id in drifted), markers.get(r[0].id)) for r in rows],
         next_token=next_token,
-        total=queue_count(f),
-        count_cap=COUNT_CAP,
+        count=count_sentence(queue_count(f), f),
+        markers=MARKERS,
     )
     if wants_fragment():
         target = request.htmx.target or ""
@@ -99,13 +116,10 @@ def deal(deal_id: int):
         .scalars()
         .all()
     )
-    invoices = []
-    try:
-        from app.invoices.queries import invoices_for_deal
+    from app.invoices.drafting import live_invoice_for
+    from app.invoices.queries import invoices_for_deal
 
-        invoices = invoices_for_deal(deal.id)
-    except ImportError:
-        pass
+    discounts, discounts_error = _deal_discounts(deal)
     return render_template(
         "deals/show.html",
         deal=deal,
@@ -115,6 +129,28 @@ def deal(deal_id: int):
         pipeline=pipeline,
         stage=stage,
         history=history,
-        invoices=invoices,
+        invoices=invoices_for_deal(deal.id),
+        live_invoice=live_invoice_for(deal.id),
+        discounts=discounts,
+        discounts_error=discounts_error,
         flags=deal_flags(deal, deal.id in _drifted_ids([deal.id])),
     )
+
+
+def _deal_discounts(deal: PdDeal) -> tuple[list, str | None]:
+    """The deal-level discounts as Pipedrive has them now (read only, nothing stored:
+    the intake cannot batch them), or those read at the last draft with the reason
+    Pipedrive could not be read."""
+    from app.pipedrive.client import PipedriveError
+    from app.pipedrive.factory import pipedrive_client
+
+    try:
+        client = pipedrive_client(max_retries=0, timeout=5.0)
+        body = client.request("GET", f"/api/v2/deals/{deal.id}/discounts")
+    except PipedriveError as exc:
+        return list(deal.discounts), str(exc)
+    return [
+        SimpleNamespace(description=d.get("description") or "", amount=dec(d.get("amount")),
+                        type=d.get("type") or "amount")
+        for d in body.get("data") or []
+    ], None

@@ -46,45 +46,55 @@ def _lines(rows: Iterable[list]) -> Iterator[str]:
 
 
 def _figures_header(first: list[str]) -> list[str]:
-    return [*first, "currency", "deals_won", "sold", "invoices", "invoiced", "credited",
-            "collected", "outstanding", "overdue"]
+    return [*first, "currency", "deals_won", "sold", "invoices", *queries.AMOUNTS]
 
 
 def _figures(currency: str, g: queries.Figures) -> list:
     x = queries.exact_text
-    return [currency, g.deals_won, x(g.sold, currency), g.invoices, x(g.invoiced, currency),
-            x(g.credited, currency), x(g.collected, currency), x(g.outstanding, currency),
-            x(g.overdue, currency)]
+    return [currency, g.deals_won, x(g.sold, currency), g.invoices,
+            *(x(getattr(g, name), currency) for name in queries.AMOUNTS)]
+
+
+def _deal_rows(f: SalesFilters, now: dt.datetime, local) -> Iterator[list]:
+    """The deal list, with each deal's invoices in Stripe (numbers and due dates, in the
+    order they were issued), read for each batch of deals at once."""
+    yield ["deal_id", "title", "owner", "pipeline", "won_at", "deal_value", "deal_currency",
+           "paid_status", "invoice_currency", *queries.DEAL_AMOUNTS, "invoice_numbers",
+           "due_dates"]
+    x = queries.exact_text
+    q = queries.deals_select(f, now).execution_options(yield_per=FETCH)
+    for batch in db.session.execute(q).partitions():
+        deals = [queries.to_deal_row(raw) for raw in batch]
+        invoices = queries.deal_invoice_refs([d.id for d in deals])
+        for d in deals:
+            cur = d.invoice_currency
+            amounts = (
+                ["" for _ in queries.DEAL_AMOUNTS]
+                if d.mixed or cur is None
+                else [x(getattr(d, name), cur) for name in queries.DEAL_AMOUNTS]
+            )
+            refs = invoices.get(d.id, [])
+            yield [d.id, _text(d.title), _text(d.owner), _text(d.pipeline),
+                   local(d.won_time) if d.won_time else "", x(d.value, d.currency), d.currency,
+                   d.status, "several" if d.mixed else (cur or ""), *amounts,
+                   "; ".join(_text(number) for number, _ in refs),
+                   "; ".join(local(due) if due else "none" for _, due in refs)]
 
 
 def rows(table: str, f: SalesFilters, now: dt.datetime, local) -> Iterator[list]:
     """The table's rows, header first. `local` shows a UTC time in the user's zone."""
     if table == "deals":
-        yield ["deal_id", "title", "owner", "pipeline", "won_at", "deal_value", "deal_currency",
-               "paid_status", "invoice_currency", "invoiced", "collected", "outstanding"]
-        q = queries.deals_select(f, now).execution_options(yield_per=FETCH)
-        for raw in db.session.execute(q):
-            d = queries.to_deal_row(raw)
-            x = queries.exact_text
-            cur = d.invoice_currency
-            amounts = (
-                ["", "", ""]
-                if d.mixed or cur is None
-                else [x(d.invoiced, cur), x(d.collected, cur), x(d.outstanding, cur)]
-            )
-            yield [d.id, _text(d.title), _text(d.owner), _text(d.pipeline),
-                   local(d.won_time) if d.won_time else "", x(d.value, d.currency), d.currency,
-                   d.status, "several" if d.mixed else (cur or ""), *amounts]
+        yield from _deal_rows(f, now, local)
         return
     s = queries.summary(f, now)
     if table == "totals":
-        yield [*_figures_header([]), "receivable_today", "days_in_period", "dso_days"]
+        yield [*_figures_header([]), "receivable_today", "dso_days_countback"]
         for currency in s.currencies:
             g = s.totals.get(currency, queries.Figures())
             dso = s.dso(currency)
             yield [*_figures(currency, g),
                    queries.exact_text(s.receivable.get(currency, queries.ZERO), currency),
-                   s.days or "", plain_decimal(dso)]
+                   "" if dso is None else plain_decimal(dso)]
     elif table == "owners":
         yield _figures_header(["owner_id", "owner"])
         for ident, name, currency, g in s.owner_rows():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, Date, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -25,7 +25,8 @@ class SalesDaily(db.Model):
 
     __tablename__ = "sales_daily"
     __table_args__ = (
-        Index("ix_sales_daily_day", "day"),
+        # Covers DSO's countback: newest day first, summed per currency as it streams.
+        Index("ix_sales_daily_day", "day", "currency", "invoice_count", "invoiced_micros"),
         Index("ix_sales_daily_owner_day", "owner_id", "day"),
         Index("ix_sales_daily_pipeline_day", "pipeline_id", "day"),
     )
@@ -43,9 +44,22 @@ class SalesDaily(db.Model):
     deals_won: Mapped[int] = mapped_column(Integer, comment="number of deals won")
     invoiced_micros: Mapped[int] = mapped_column(BigInteger, comment="totals of invoices in Stripe")
     invoice_count: Mapped[int] = mapped_column(Integer, comment="number of invoices in Stripe")
-    credited_micros: Mapped[int] = mapped_column(BigInteger, comment="their credit notes")
-    collected_micros: Mapped[int] = mapped_column(BigInteger, comment="paid minus refunded")
-    outstanding_micros: Mapped[int] = mapped_column(BigInteger, comment="amount_remaining")
+    credited_micros: Mapped[int] = mapped_column(
+        BigInteger, comment="credit notes not paid back as refunds, customer credit applied"
+    )
+    collected_micros: Mapped[int] = mapped_column(
+        BigInteger, comment="paid, less refunds and credit notes after payment"
+    )
+    refunded_micros: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("0"), comment="refunds"
+    )
+    outstanding_micros: Mapped[int] = mapped_column(
+        BigInteger, comment="amount_remaining, unless written off"
+    )
+    written_off_micros: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("0"),
+        comment="amount_remaining of invoices marked uncollectible",
+    )
     overdue_micros: Mapped[int] = mapped_column(
         BigInteger, comment="amount_remaining of invoices overdue at refreshed_at"
     )

@@ -3,11 +3,13 @@
 Definitions (also stated on the page):
 - sold: the value of won deals whose won time falls in the period;
 - invoiced: the totals of invoices in Stripe (pushed, not voided in Stripe) whose
-  push falls in the period; credited: their credit notes (before and after payment);
-- collected: paid minus refunded; outstanding: what Stripe says is still due
-  (amount_remaining); overdue: the outstanding part of invoices past their due date
-  (payment status "overdue", or open in Stripe with a due date in the past);
-- aging and DSO are a snapshot of every open invoice today, whatever the period.
+  push falls in the period. Each invoice's total is split into five parts that add
+  up to it exactly (see `invoice_amounts`), so every row keeps
+      invoiced = credited + collected + refunded + outstanding + written off;
+- overdue: the outstanding part of invoices past their due date (payment status
+  "overdue", or open in Stripe with a due date in the past), a part of outstanding;
+- aging, "open today" and DSO are a snapshot of every open invoice today, whatever
+  the period; DSO is counted back (see `countback_dso`).
 
 Sums run in the database. PostgreSQL sums numeric exactly. SQLite keeps Numeric as
 binary floating point, so there each amount is rounded to whole millionths (the
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import groupby
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
@@ -40,6 +44,7 @@ MICRO = 1_000_000
 # invoice paid and another still open; "not invoiced" means nothing is in Stripe yet.
 DEAL_STATUSES = {
     "overdue": "Overdue",
+    "payment_failed": "Payment failed",
     "refunded": "Refunded",
     "partially_paid": "Partially paid",
     "invoiced": "Invoiced",
@@ -47,7 +52,8 @@ DEAL_STATUSES = {
     "credited": "Credited",
     "not_invoiced": "Not invoiced",
 }
-_RANK = {"overdue": 6, "refunded": 5, "partially_paid": 4, "invoiced": 3, "paid": 2, "credited": 1}
+_RANK = {"overdue": 7, "payment_failed": 6, "refunded": 5, "partially_paid": 4, "invoiced": 3,
+         "paid": 2, "credited": 1}
 
 AGING_BUCKETS = {
     "current": "Current (not yet due)",
@@ -132,6 +138,71 @@ def is_overdue(now: dt.datetime):
     )
 
 
+def written_off():
+    """Marked uncollectible in Stripe: what is left is no longer expected."""
+    return Invoice.stripe_status == "uncollectible"
+
+
+def is_open():
+    """Still due and still expected: the receivables of aging, "open today" and DSO."""
+    return and_(
+        Invoice.amount_remaining > 0,
+        or_(Invoice.stripe_status.is_(None), Invoice.stripe_status != "uncollectible"),
+    )
+
+
+def _greatest(a, b):
+    return case((a >= b, a), else_=b)
+
+
+def invoice_amounts(now: dt.datetime) -> dict:
+    """One invoice's total split into parts that add up to it, as SQL expressions.
+
+    Stripe's facts: total T, paid A, refunded F (all refunds, through a credit note or
+    not), credit notes C (before and after payment) and still due R. Before payment,
+    T - A - R is what the invoice stopped asking for without being paid: credit notes
+    before payment (and a customer credit balance Stripe applied). After payment a
+    credit note gives money back, as a refund (then it is in F) or as customer credit.
+    - credited = max(T - A - R, C - F): credit notes, except the part paid back as a
+      refund (that part is in refunded), and customer credit balance applied;
+    - refunded = F; outstanding = R, or 0 once written off; written off = R of an
+      invoice marked uncollectible;
+    - collected = T - credited - refunded - R: paid, less refunds and less credit
+      notes after payment; so invoiced = credited + collected + refunded +
+      outstanding + written off holds for every invoice and therefore every sum.
+    overdue is the part of outstanding past its due date (not a term of the identity).
+    """
+    total, paid = Invoice.total, Invoice.amount_paid
+    refunded, remaining = Invoice.amount_refunded, Invoice.amount_remaining
+    credited = _greatest(total - paid - remaining, Invoice.amount_credited - refunded)
+    lost = written_off()
+    return {
+        "invoiced": total,
+        "credited": credited,
+        "collected": total - credited - refunded - remaining,
+        "refunded": refunded,
+        "outstanding": case((lost, 0), else_=remaining),
+        "written_off": case((lost, remaining), else_=0),
+        "overdue": case((is_overdue(now), remaining), else_=0),
+    }
+
+
+# The amounts invoice_amounts gives, in the order the sums below read them.
+AMOUNTS = ("invoiced", "credited", "collected", "refunded", "outstanding", "written_off",
+           "overdue")
+
+
+def named(names, values, read) -> dict:
+    """{name: read(value)} for sums read in the order of `names`."""
+    return {name: read(value) for name, value in zip(names, values, strict=True)}
+
+
+def amount_sums(now: dt.datetime, wrap=None) -> list:
+    """exact_sum (or `wrap`) of every part of invoice_amounts, in AMOUNTS order."""
+    parts = invoice_amounts(now)
+    return [(wrap or exact_sum)(parts[name]) for name in AMOUNTS]
+
+
 def aging_conditions(now: dt.datetime) -> dict:
     """Days overdue count started days: due 1 second ago is 1 day, due 30 days ago is 30."""
     day = dt.timedelta(days=1)
@@ -166,11 +237,12 @@ def invoice_category(now: dt.datetime):
     return case(
         # Unpaid past its due date, written off, or contested: needs attention.
         (or_(is_overdue(now), ps.in_(("uncollectible", "disputed"))), _RANK["overdue"]),
+        (ps == "payment_failed", _RANK["payment_failed"]),
         (ps.in_(("refunded", "partially_refunded")), _RANK["refunded"]),
         (ps == "partially_paid", _RANK["partially_paid"]),
         (ps == "paid", _RANK["paid"]),
         (ps == "credited", _RANK["credited"]),
-        else_=_RANK["invoiced"],  # open, payment failed (not yet due)
+        else_=_RANK["invoiced"],  # open
     )
 
 
@@ -179,6 +251,7 @@ def deal_status_expr(rank, any_paid):
     return case(
         (rank.is_(None), "not_invoiced"),
         (rank == _RANK["overdue"], "overdue"),
+        (rank == _RANK["payment_failed"], "payment_failed"),
         (rank == _RANK["refunded"], "refunded"),
         (rank == _RANK["partially_paid"], "partially_paid"),
         (and_(rank == _RANK["invoiced"], any_paid > 0), "partially_paid"),
@@ -212,15 +285,24 @@ class Figures:
     invoices: int = 0
     credited: Decimal = ZERO
     collected: Decimal = ZERO
+    refunded: Decimal = ZERO
     outstanding: Decimal = ZERO
+    written_off: Decimal = ZERO
     overdue: Decimal = ZERO
 
     def add(self, other: Figures) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
+    @property
+    def reconciles(self) -> bool:
+        """invoiced = credited + collected + refunded + outstanding + written off."""
+        return self.invoiced == (self.credited + self.collected + self.refunded
+                                 + self.outstanding + self.written_off)
 
-MONEY_FIELDS = ("sold", "invoiced", "credited", "collected", "outstanding", "overdue")
+
+MONEY_FIELDS = ("sold", "invoiced", "credited", "collected", "refunded", "outstanding",
+                "written_off", "overdue")
 
 
 @dataclass
@@ -231,6 +313,7 @@ class Summary:
     totals: dict = field(default_factory=dict)
     aging: dict = field(default_factory=dict)  # currency -> {bucket: amount}
     receivable: dict = field(default_factory=dict)  # currency -> open amount today
+    dso_days: dict = field(default_factory=dict)  # currency -> DSO today (countback)
     owner_names: dict = field(default_factory=dict)
     pipeline_names: dict = field(default_factory=dict)
     days: int | None = None
@@ -241,12 +324,8 @@ class Summary:
         return sorted(set(self.totals) | set(self.aging))
 
     def dso(self, currency: str) -> Decimal | None:
-        """Outstanding receivables today ÷ invoiced in the period × days in the period."""
-        invoiced = self.totals.get(currency, Figures()).invoiced
-        if not self.days or invoiced <= 0:
-            return None
-        value = self.receivable.get(currency, ZERO) / invoiced * self.days
-        return value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        """Days sales outstanding, counted back (see countback_dso); None: not known."""
+        return self.dso_days.get(currency)
 
     def owner_rows(self):
         return _rows(self.by_owner, self.owner_names, "No owner")
@@ -294,26 +373,75 @@ def _add_sold(groups: dict, conds: list, start, end) -> None:
 def _add_invoiced(groups: dict, conds: list, now: dt.datetime, start, end) -> None:
     """Invoices issued in [start, end), per owner, pipeline and currency."""
     q = (
-        select(
-            PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency,
-            exact_sum(Invoice.total), func.count(), exact_sum(Invoice.amount_credited),
-            exact_sum(Invoice.amount_paid - Invoice.amount_refunded),
-            exact_sum(Invoice.amount_remaining),
-            exact_sum(case((is_overdue(now), Invoice.amount_remaining), else_=0)),
-        )
+        select(PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency, func.count(),
+               *amount_sums(now))
         .select_from(Invoice)
         .outerjoin(PdDeal, PdDeal.id == Invoice.deal_id)
         .where(in_stripe(by_time=start is not None), _between(Invoice.pushed_at, start, end))
         .where(*conds)
         .group_by(PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency)
     )
-    for row in db.session.execute(q):
-        owner, pipeline, currency, invoiced, n, credited, collected, remaining, late = row
+    for owner, pipeline, currency, n, *sums in db.session.execute(q):
         g = groups.setdefault((owner, pipeline, currency), Figures())
-        g.add(Figures(
-            invoiced=micro(invoiced), invoices=int(n or 0), credited=micro(credited),
-            collected=micro(collected), outstanding=micro(remaining), overdue=micro(late),
-        ))
+        g.add(Figures(invoices=int(n or 0), **named(AMOUNTS, sums, micro)))
+
+
+def countback_dso(receivable: dict, invoiced, today: dt.date) -> dict:
+    """Days sales outstanding per currency, by the countback method.
+
+    Going back from today one UTC day at a time, what was invoiced each day is added
+    up until it reaches what is open today; DSO is the number of days that took, the
+    last one in part. 10 days: what is open equals the last 10 days of invoicing.
+    Invoices all sent today and none paid: 1 day.
+
+    receivable: currency -> open today. invoiced: (UTC day, currency, amount), newest
+    day first (several rows per day and currency add up); it is read only as far back
+    as needed. A currency with more open than was ever invoiced gets None.
+    """
+    step = Decimal("0.1")
+    out = {c: ZERO.quantize(step) for c, amount in receivable.items() if amount <= 0}
+    left = {c: amount for c, amount in receivable.items() if amount > 0}
+    for day, rows in groupby(invoiced, key=lambda row: row[0]):
+        if not left:
+            break
+        that_day: dict = defaultdict(lambda: ZERO)
+        for _day, currency, amount in rows:
+            that_day[currency] += amount
+        for currency, amount in that_day.items():
+            if currency not in left or amount <= 0:
+                continue
+            if amount >= left[currency]:
+                days = (today - day).days + left.pop(currency) / amount
+                out[currency] = days.quantize(step, rounding=ROUND_HALF_UP)
+            else:
+                left[currency] -= amount
+    return {**out, **dict.fromkeys(left)}
+
+
+FETCH_DAYS = 500  # rows per round trip when counting DSO back
+
+
+def _invoiced_newest_first(conds: list):
+    """(UTC day of the push, currency, invoiced that day) over every invoice in Stripe,
+    newest day first, streamed: countback_dso stops once it has gone back far enough."""
+    from app.sales.rollup import utc_day
+
+    day = utc_day(Invoice.pushed_at)
+    q = (
+        select(day, Invoice.currency, exact_sum(Invoice.total))
+        .where(in_stripe(), Invoice.pushed_at.is_not(None))
+        .group_by(day, Invoice.currency)
+        .order_by(day.desc())
+        .execution_options(yield_per=FETCH_DAYS)
+    )
+    if conds:
+        q = q.join(PdDeal, PdDeal.id == Invoice.deal_id).where(*conds)
+    result = db.session.execute(q)
+    try:
+        for pushed_day, currency, total in result:
+            yield pushed_day, currency, micro(total)
+    finally:
+        result.close()  # read only as far back as needed
 
 
 def _add_open(aging: dict, conds: list, now: dt.datetime, due_windows=None) -> None:
@@ -322,7 +450,7 @@ def _add_open(aging: dict, conds: list, now: dt.datetime, due_windows=None) -> N
     bucket = aging_bucket(now)
     q = (
         select(Invoice.currency, bucket, exact_sum(Invoice.amount_remaining))
-        .where(in_stripe(by_time=due_windows is not None), Invoice.amount_remaining > 0)
+        .where(in_stripe(by_time=due_windows is not None), is_open())
         .group_by(Invoice.currency, bucket)
     )
     if due_windows is not None:
@@ -367,6 +495,12 @@ def summary(f: SalesFilters, now: dt.datetime) -> Summary:
         _add_open(out.aging, conds, now, due_windows)
     for currency, per in out.aging.items():
         out.receivable[currency] = sum(per.values(), ZERO)
+    invoiced = (
+        rollup.invoiced_newest_first(f.owner, f.pipeline) if state is not None
+        else _invoiced_newest_first(conds)
+    )
+    with closing(invoiced):
+        out.dso_days = countback_dso(out.receivable, invoiced, now.astimezone(dt.UTC).date())
 
     # Roll the (owner, pipeline, currency) groups up: a handful of exact Decimals.
     by_owner: dict = defaultdict(Figures)
@@ -400,19 +534,22 @@ def deal_invoice_totals(now: dt.datetime, deal_ids=None):
     A deal billed in more than one currency has `currencies` > 1: its sums are then
     not shown as one amount (they would mix currencies).
     """
+    sums = amount_sums(now)
     q = select(
         Invoice.deal_id.label("deal_id"),
         func.max(invoice_category(now)).label("rank"),
         func.max(case((Invoice.amount_paid > 0, 1), else_=0)).label("any_paid"),
         func.min(Invoice.currency).label("currency"),
         func.count(func.distinct(Invoice.currency)).label("currencies"),
-        exact_sum(Invoice.total).label("invoiced"),
-        exact_sum(Invoice.amount_paid - Invoice.amount_refunded).label("collected"),
-        exact_sum(Invoice.amount_remaining).label("outstanding"),
+        *(sums[AMOUNTS.index(name)].label(name) for name in DEAL_AMOUNTS),
     ).where(in_stripe())
     if deal_ids is not None:
         q = q.where(Invoice.deal_id.in_(deal_ids))
     return q.group_by(Invoice.deal_id)
+
+
+# The amounts a deal row shows (and the CSV exports), in this order.
+DEAL_AMOUNTS = ("invoiced", "credited", "collected", "refunded", "outstanding", "written_off")
 
 
 @dataclass
@@ -428,8 +565,11 @@ class DealRow:
     invoice_currency: str | None
     currencies: int
     invoiced: Decimal
+    credited: Decimal
     collected: Decimal
+    refunded: Decimal
     outstanding: Decimal
+    written_off: Decimal
 
     @property
     def status_label(self) -> str:
@@ -466,7 +606,7 @@ def deals_select(f: SalesFilters, now: dt.datetime, deal_ids=None):
         select(
             PdDeal.id, PdDeal.title, PdUser.name, PdPipeline.name, PdDeal.won_time,
             PdDeal.value, PdDeal.currency, status, sums.c.currency, sums.c.currencies,
-            sums.c.invoiced, sums.c.collected, sums.c.outstanding,
+            *(sums.c[name] for name in DEAL_AMOUNTS),
         )
         .outerjoin(sums, sums.c.deal_id == PdDeal.id)
         .outerjoin(PdUser, PdUser.id == PdDeal.owner_id)
@@ -481,12 +621,12 @@ def deals_select(f: SalesFilters, now: dt.datetime, deal_ids=None):
 
 def to_deal_row(row) -> DealRow:
     (ident, title, owner, pipeline, won, value, currency, status, inv_currency, n,
-     invoiced, collected, outstanding) = row
+     *amounts) = row
     return DealRow(
         id=ident, title=title, owner=owner, pipeline=pipeline, won_time=won,
         value=value if value is not None else ZERO, currency=currency, status=status,
-        invoice_currency=inv_currency, currencies=int(n or 0), invoiced=micro(invoiced),
-        collected=micro(collected), outstanding=micro(outstanding),
+        invoice_currency=inv_currency, currencies=int(n or 0),
+        **named(DEAL_AMOUNTS, amounts, micro),
     )
 
 
@@ -521,30 +661,24 @@ class Position:
     invoiced: Decimal = ZERO
     credited: Decimal = ZERO
     collected: Decimal = ZERO
+    refunded: Decimal = ZERO
     outstanding: Decimal = ZERO
+    written_off: Decimal = ZERO
     overdue: Decimal = ZERO
     invoices: int = 0
 
 
 def positions(now: dt.datetime, *, deal_id: int | None = None, org_id: int | None = None):
     q = (
-        select(
-            Invoice.currency,
-            exact_sum(Invoice.total),
-            exact_sum(Invoice.amount_credited),
-            exact_sum(Invoice.amount_paid - Invoice.amount_refunded),
-            exact_sum(Invoice.amount_remaining),
-            exact_sum(case((is_overdue(now), Invoice.amount_remaining), else_=0)),
-            func.count(),
-        )
+        select(Invoice.currency, func.count(), *amount_sums(now))
         .where(in_stripe())
         .group_by(Invoice.currency)
         .order_by(Invoice.currency)
     )
     q = _scope(q, deal_id, org_id)
     return [
-        Position(cur, micro(a), micro(b), micro(c), micro(d), micro(e), int(n))
-        for cur, a, b, c, d, e, n in db.session.execute(q)
+        Position(cur, invoices=int(n), **named(AMOUNTS, sums, micro))
+        for cur, n, *sums in db.session.execute(q)
     ]
 
 
@@ -569,6 +703,21 @@ def stripe_invoices(*, deal_id: int | None = None, org_id: int | None = None, li
     if limit:
         q = q.limit(limit)
     return list(db.session.execute(q).scalars())
+
+
+def deal_invoice_refs(deal_ids) -> dict:
+    """deal id -> [(Stripe number, due date)] of its invoices in Stripe, oldest first."""
+    out: dict = {}
+    if not deal_ids:
+        return out
+    q = (
+        select(Invoice.deal_id, Invoice.stripe_number, Invoice.due_at)
+        .where(in_stripe(), Invoice.deal_id.in_(deal_ids))
+        .order_by(Invoice.deal_id, Invoice.pushed_at.asc().nulls_first(), Invoice.id)
+    )
+    for deal_id, number, due in db.session.execute(q):
+        out.setdefault(deal_id, []).append((number or "", due))
+    return out
 
 
 def latest_invoice(*, deal_id: int | None = None, org_id: int | None = None) -> Invoice | None:

@@ -28,7 +28,7 @@ import datetime as dt
 import time
 from decimal import Decimal
 
-from sqlalchemy import case, delete, func, insert, literal_column, select, update
+from sqlalchemy import delete, func, insert, literal_column, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import BigInteger, Date
@@ -95,16 +95,18 @@ def from_micros(value) -> Decimal:
 
 # -- rebuild -----------------------------------------------------------------------
 
-_COLUMNS = (
-    "day", "owner_id", "pipeline_id", "currency", "sold_micros", "deals_won",
-    "invoiced_micros", "invoice_count", "credited_micros", "collected_micros",
-    "outstanding_micros", "overdue_micros",
+# The invoice amounts' columns, in the order of queries.AMOUNTS.
+_AMOUNT_COLUMNS = (
+    "invoiced_micros", "credited_micros", "collected_micros", "refunded_micros",
+    "outstanding_micros", "written_off_micros", "overdue_micros",
 )
+_COLUMNS = ("day", "owner_id", "pipeline_id", "currency", "sold_micros", "deals_won",
+            "invoice_count", *_AMOUNT_COLUMNS)
 
 
 def refresh_rollup(now: dt.datetime | None = None) -> SalesRollupState:
     """Rebuild sales_daily from the deals and invoices. Flushes; the caller commits."""
-    from app.sales.queries import in_stripe, is_overdue
+    from app.sales.queries import amount_sums, in_stripe, is_open
 
     now = now or utcnow()
     started = time.perf_counter()
@@ -124,7 +126,7 @@ def refresh_rollup(now: dt.datetime | None = None) -> SalesRollupState:
     sold = (
         select(
             won_day, PdDeal.owner_id, PdDeal.pipeline_id, PdDeal.currency,
-            micro_sum(PdDeal.value), func.count(), zero, zero, zero, zero, zero, zero,
+            micro_sum(PdDeal.value), func.count(), zero, *(zero for _ in _AMOUNT_COLUMNS),
         )
         .where(PdDeal.status == "won", PdDeal.is_deleted.is_(False))
         .group_by(won_day, PdDeal.owner_id, PdDeal.pipeline_id, PdDeal.currency)
@@ -133,10 +135,7 @@ def refresh_rollup(now: dt.datetime | None = None) -> SalesRollupState:
     invoiced = (
         select(
             pushed_day, PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency, zero, zero,
-            micro_sum(Invoice.total), func.count(), micro_sum(Invoice.amount_credited),
-            micro_sum(Invoice.amount_paid - Invoice.amount_refunded),
-            micro_sum(Invoice.amount_remaining),
-            micro_sum(case((is_overdue(now), Invoice.amount_remaining), else_=0)),
+            func.count(), *amount_sums(now, micro_sum),
         )
         .select_from(Invoice)
         .outerjoin(PdDeal, PdDeal.id == Invoice.deal_id)
@@ -154,7 +153,7 @@ def refresh_rollup(now: dt.datetime | None = None) -> SalesRollupState:
         )
         .select_from(Invoice)
         .outerjoin(PdDeal, PdDeal.id == Invoice.deal_id)
-        .where(in_stripe(), Invoice.amount_remaining > 0)
+        .where(in_stripe(), is_open())
         .group_by(due_day, PdDeal.owner_id, PdDeal.pipeline_id, Invoice.currency)
     )
     db.session.execute(insert(SalesOpenDaily.__table__).from_select(
@@ -207,33 +206,53 @@ def split_period(start: dt.datetime | None, end: dt.datetime | None):
     return (first, stop), windows
 
 
-def add_day_groups(groups: dict, days: tuple, owner: int | None, pipeline: int | None) -> None:
-    """Add the rollup's sums over whole days to groups[(owner, pipeline, currency)]."""
-    from app.sales.queries import Figures
-
-    r = SalesDaily
-    key = (r.owner_id, r.pipeline_id, r.currency)
-    q = select(
-        *key, func.sum(r.sold_micros), func.sum(r.deals_won), func.sum(r.invoiced_micros),
-        func.sum(r.invoice_count), func.sum(r.credited_micros), func.sum(r.collected_micros),
-        func.sum(r.outstanding_micros), func.sum(r.overdue_micros),
-    ).group_by(*key)
-    first, stop = days
-    if first is not None:
-        q = q.where(r.day >= first, r.day < stop)
+def _narrow(q, r, owner: int | None, pipeline: int | None):
     if owner is not None:
         q = q.where(r.owner_id == owner)
     if pipeline is not None:
         q = q.where(r.pipeline_id == pipeline)
-    for row in db.session.execute(q):
-        o, p, currency, sold, won, inv, n, credited, collected, remaining, late = row
+    return q
+
+
+def add_day_groups(groups: dict, days: tuple, owner: int | None, pipeline: int | None) -> None:
+    """Add the rollup's sums over whole days to groups[(owner, pipeline, currency)]."""
+    from app.sales.queries import AMOUNTS, Figures, named
+
+    r = SalesDaily
+    key = (r.owner_id, r.pipeline_id, r.currency)
+    q = select(
+        *key, func.sum(r.sold_micros), func.sum(r.deals_won), func.sum(r.invoice_count),
+        *(func.sum(getattr(r, c)) for c in _AMOUNT_COLUMNS),
+    ).group_by(*key)
+    first, stop = days
+    if first is not None:
+        q = q.where(r.day >= first, r.day < stop)
+    q = _narrow(q, r, owner, pipeline)
+    for o, p, currency, sold, won, n, *sums in db.session.execute(q):
         g = groups.setdefault((o, p, currency), Figures())
         g.add(Figures(
-            sold=from_micros(sold), deals_won=int(won or 0), invoiced=from_micros(inv),
-            invoices=int(n or 0), credited=from_micros(credited),
-            collected=from_micros(collected), outstanding=from_micros(remaining),
-            overdue=from_micros(late),
+            sold=from_micros(sold), deals_won=int(won or 0), invoices=int(n or 0),
+            **named(AMOUNTS, sums, from_micros),
         ))
+
+
+def invoiced_newest_first(owner: int | None, pipeline: int | None):
+    """(UTC day, currency, invoiced) from the rollup, newest day first, streamed (DSO
+    counts back over them and stops when it has gone far enough)."""
+    r = SalesDaily
+    q = (
+        select(r.day, r.currency, func.sum(r.invoiced_micros))
+        .where(r.invoice_count > 0, r.day.is_not(None))
+        .group_by(r.day, r.currency)
+        .order_by(r.day.desc(), r.currency.desc())  # the day index's order, backwards
+        .execution_options(yield_per=500)
+    )
+    result = db.session.execute(_narrow(q, r, owner, pipeline))
+    try:
+        for day, currency, amount in result:
+            yield day, currency, from_micros(amount)
+    finally:
+        result.close()  # read only as far back as needed
 
 
 def add_open_groups(aging: dict, now: dt.datetime, owner: int | None,
@@ -250,10 +269,7 @@ def add_open_groups(aging: dict, now: dt.datetime, owner: int | None,
     q = select(r.currency, r.due_day, func.sum(r.outstanding_micros)).group_by(
         r.currency, r.due_day
     )
-    if owner is not None:
-        q = q.where(r.owner_id == owner)
-    if pipeline is not None:
-        q = q.where(r.pipeline_id == pipeline)
+    q = _narrow(q, r, owner, pipeline)
     for currency, day, amount in db.session.execute(q):
         if day in split_days:
             continue

@@ -47,6 +47,7 @@ def index():
         options=options,
         presets=PRESETS,
         statuses=queries.DEAL_STATUSES,
+        deal_amounts=queries.DEAL_AMOUNTS,
         s=s,
         deals=queries.deals_page(f, now, PAGE_SIZE),
         total=total,

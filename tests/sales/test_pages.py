@@ -38,7 +38,8 @@ def test_sales_user_sees_paid_and_overdue(client, make_user, login, two_deals):
     row_late = html.split(f'data-deal="{two_deals["late"]}"')[1].split("</tr>")[0]
     assert 'data-paid-status="paid"' in row_paid and "Paid" in row_paid
     assert 'data-paid-status="overdue"' in row_late
-    assert "DSO" in html and "days of the period so far" in html  # the formula is stated
+    assert "DSO" in html and "countback" in html  # the formula is stated
+    assert "Invoiced = Credited + Collected + Refunded + Outstanding + Written off" in html
     assert "<svg" in html and "style=" not in html.split("<svg", 1)[1]
 
 
