@@ -30,6 +30,7 @@ from app.types import utcnow
 from app.writeback.mapping import (
     CONTACT_TARGETS,
     DEAL_TARGETS,
+    amount_text,
     ensure_field,
     field_value,
     resolve,
@@ -111,7 +112,7 @@ def enqueue_for_pushed_invoice(invoice: Invoice) -> list[WritebackItem]:
         "stripe_invoice_id": invoice.stripe_invoice_id,
         "invoice_number": invoice.stripe_number,
         "invoice_status": invoice.stripe_status,
-        "amount_invoiced": f"{Decimal(invoice.total):f}",
+        "amount_invoiced": amount_text(invoice.total, invoice.currency),
         "invoice_url": invoice.hosted_invoice_url,
         "invoice_due_date": due,
     }
