@@ -21,6 +21,7 @@ from app.invoices.models import Invoice
 from app.money import from_minor
 from app.payments.models import StripeEvent, StripePayment
 from app.payments.states import label as payment_label
+from app.payments.states import past_due
 
 ZERO = Decimal(0)
 
@@ -64,7 +65,7 @@ def build(invoices: list[Invoice], now: dt.datetime) -> list[Entry]:
                 Entry(inv.pushed_at, "pushed", f"Invoice {name} issued in Stripe", inv, inv.total)
             )
         if inv.due_at:
-            late = inv.due_at < now and (inv.amount_remaining or ZERO) > 0
+            late = past_due(inv.due_at, now) and (inv.amount_remaining or ZERO) > 0
             entries.append(
                 Entry(inv.due_at, "due", f"{name} {'was due' if late else 'due'}", inv,
                       inv.amount_remaining if late else None)
