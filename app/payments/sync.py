@@ -240,6 +240,7 @@ def apply_invoice_payment(obj: dict) -> Invoice | None:
         select(Invoice).where(Invoice.stripe_invoice_id == obj.get("invoice"))
     ).scalar()
     cur = (obj.get("currency") or (invoice.currency if invoice else "usd")).upper()
+    new = row is None
     if row is None:
         row = StripePayment(
             id=obj["id"], stripe_invoice_id=obj.get("invoice"), currency=cur, amount=Decimal(0)
@@ -261,6 +262,26 @@ def apply_invoice_payment(obj: dict) -> Invoice | None:
         before = snapshot(invoice)
         invoice.last_payment_at = max(filter(None, [invoice.last_payment_at, row.paid_at]))
         st = _state(invoice)
+        if new:
+            # The pull applies a payment before the invoice update that follows it: when
+            # the invoice as last applied does not count this payment yet, count it now,
+            # so what the CRM is told of it adds up. Stripe's next invoice object (absolute
+            # amounts) settles the figures either way.
+            db.session.flush()
+            known = sum(
+                db.session.execute(
+                    select(StripePayment.amount).where(
+                        StripePayment.invoice_id == invoice.id, StripePayment.status == "paid"
+                    )
+                ).scalars(),
+                Decimal(0),
+            )
+            missing = known - (invoice.amount_paid or Decimal(0))
+            if missing > 0:
+                invoice.amount_paid = known
+                invoice.amount_remaining = max(
+                    Decimal(0), (invoice.amount_remaining or Decimal(0)) - missing
+                )
         if st.payment_failed_at is not None and row.paid_at >= st.payment_failed_at:
             st.payment_failed_at = None  # a payment that went through after the failed one
         refresh_status(invoice)

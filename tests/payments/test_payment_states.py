@@ -214,3 +214,19 @@ def test_a_payment_after_a_failed_one_clears_the_failure(app, pushed, stripe_san
     stripe_sandbox.pay_invoice(pushed["stripe_id"], int(inv.total * 100) // 2)
     _sync(app)
     assert _inv(app, inv.id).payment_status == "partially_paid"
+
+
+def test_the_payment_note_counts_the_payment_it_reports(app, pushed, stripe_sandbox):
+    """The pull applies a payment before the invoice update that follows it: the note
+    must not say "Partial payment ... collected EUR 0.00" for a payment in full."""
+    from app.money import format_money
+
+    _sync(app)
+    inv = _inv(app, pushed["invoice_id"])
+    stripe_sandbox.pay_invoice(pushed["stripe_id"])
+    _sync(app)
+    [note] = [n["content"] for n in _outbox(app, "deal_note") if "received" in n["content"]]
+    total = format_money(inv.total, "EUR")
+    assert f"Payment received for {inv.stripe_number}: {total}." in note
+    assert f"Collected {total}, outstanding EUR 0.00." in note
+    assert _inv(app, inv.id).payment_status == "paid"
