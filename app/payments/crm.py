@@ -108,7 +108,7 @@ def note_text(invoice: Invoice, event: dict) -> str | None:
         return f"Payment failed for {number}; outstanding {out}.{link}"
     if etype == "invoice.overdue":
         due = invoice.due_at.strftime("%d %b %Y") if invoice.due_at else "its due date"
-        return f"{number} is overdue since {due}: {out} outstanding.{link}"
+        return f"{number} is overdue (it was due {due}): {out} outstanding.{link}"
     if etype == "invoice.voided":
         return f"{number} was voided in Stripe.{link}"
     if etype == "invoice.marked_uncollectible":
