@@ -210,8 +210,28 @@ def writeback_client() -> PipedriveClient:
     return pipedrive_client(session=_ExactJSONSession())
 
 
+def _superseded(item: WritebackItem) -> set[str]:
+    """The fields a later write-back to the same deal sends (or sent): newer facts, which
+    this one (retried after it, say) must not overwrite with older ones."""
+    later = db.session.execute(
+        select(WritebackItem.payload).where(
+            WritebackItem.kind == item.kind,
+            WritebackItem.entity_id == item.entity_id,
+            WritebackItem.id > item.id,
+            WritebackItem.status.in_(("pending", "done")),
+        )
+    ).scalars()
+    return {
+        key
+        for payload in later
+        for key, value in ((payload or {}).get("fields") or {}).items()
+        if value not in (None, "")
+    }
+
+
 def _send_deal_fields(client: PipedriveClient, item: WritebackItem) -> dict:
-    values = item.payload.get("fields") or {}
+    newer = _superseded(item)
+    values = {k: v for k, v in (item.payload.get("fields") or {}).items() if k not in newer}
     custom: dict = {}
     for key, value in values.items():
         target = DEAL_TARGETS.get(key)

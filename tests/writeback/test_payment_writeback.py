@@ -155,3 +155,26 @@ def test_a_queued_amount_with_stored_zeros_is_written_with_the_currency_decimals
     assert str(field_value(money, "1.25", "KWD")["value"]) == "1.250"
     assert field_value(text, Decimal("12.500000"), "EUR") == "12.50"
     assert field_value(text, Decimal("1E+3")) == "1000"
+
+
+def test_a_retried_older_write_back_does_not_overwrite_a_newer_state(
+    app, pushed_deal, synced, stripe_sandbox
+):
+    """The push's fields ("open") wait for a retry while the payment's ("paid") go through:
+    the retry must not put "open" back."""
+    synced.set_burst(1000)
+    with app.app_context():
+        [push_fields] = [w for w in db.session.query(WritebackItem) if w.kind == "deal_fields"]
+        push_fields.attempts, push_fields.last_error = 1, "Pipedrive: 503"
+        push_fields.next_attempt_at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        inv = db.session.get(Invoice, pushed_deal["invoice_id"])
+        sid, deal_id = inv.stripe_invoice_id, inv.deal_id
+        db.session.commit()
+    stripe_sandbox.pay_invoice(sid)
+    _sync_and_write_back(app)
+    with app.app_context():
+        assert wb.process_outbox(now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))["done"] == 1
+    fields = _deal_fields(synced, deal_id)
+    assert (fields["Invoice status"], fields["Payment status"]) == ("paid", "Paid")
+    assert fields["Amount outstanding"]["value"] == 0
+    assert fields["Stripe invoice id"] == sid  # what only the push reports is still written
