@@ -350,6 +350,45 @@ def apply_dispute(obj: dict, opened: bool) -> Invoice | None:
     return invoice
 
 
+def credit_note_events(stripe_invoice_id: str) -> list[tuple[str, int, dict]]:
+    """The stored credit note events of one Stripe invoice, oldest first: (type, created,
+    the credit note as the event carried it)."""
+    rows = db.session.execute(
+        select(StripeEvent.type, StripeEvent.created, StripeEvent.payload)
+        .where(
+            StripeEvent.type.in_(("credit_note.created", "credit_note.voided")),
+            StripeEvent.payload["data"]["object"]["invoice"].as_string() == stripe_invoice_id,
+        )
+        .order_by(StripeEvent.created, StripeEvent.id)
+    ).all()
+    return [(etype, created, (payload.get("data") or {}).get("object") or {})
+            for etype, created, payload in rows]
+
+
+def _count_credit_note(invoice: Invoice, obj: dict) -> None:
+    """The pull applies a credit note before the invoice update that counts it: when the
+    invoice as last applied does not count it yet, count it now (what the CRM is told of
+    it then adds up). Stripe's next invoice object settles the figures either way."""
+    cur = invoice.currency
+    live: dict[str, int] = {}
+    for etype, _created, note in credit_note_events(invoice.stripe_invoice_id):
+        if etype == "credit_note.voided":
+            live.pop(note.get("id"), None)
+        else:
+            live[note.get("id")] = int(note.get("total") or note.get("amount") or 0)
+    missing = from_minor(sum(live.values()), cur) - (invoice.amount_credited or Decimal(0))
+    if missing <= 0 or obj.get("id") not in live:
+        return
+    before = snapshot(invoice)
+    invoice.amount_credited = (invoice.amount_credited or Decimal(0)) + missing
+    # Only the part credited before payment lowers what is still due.
+    pre = obj.get("pre_payment_amount")
+    lowers = min(missing, from_minor(pre, cur)) if pre is not None else missing
+    invoice.amount_remaining = max(Decimal(0), (invoice.amount_remaining or Decimal(0)) - lowers)
+    refresh_status(invoice)
+    record_change(invoice, before)
+
+
 def apply_customer(obj: dict, deleted: bool = False) -> None:
     row = db.session.get(StripeCustomerSeen, obj["id"]) or StripeCustomerSeen(id=obj["id"])
     row.email, row.name, row.deleted = obj.get("email"), obj.get("name"), deleted
@@ -454,6 +493,8 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
             if fresh
             else desk_invoice_for({"id": inv_id, "metadata": {}})
         )
+        if invoice is not None and not fresh and etype == "credit_note.created":
+            _count_credit_note(invoice, obj)
     elif kind == "customer":
         apply_customer(obj, deleted=etype == "customer.deleted")
         return "processed"

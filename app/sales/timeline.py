@@ -22,6 +22,7 @@ from app.money import from_minor
 from app.payments.models import StripeEvent, StripePayment
 from app.payments.states import label as payment_label
 from app.payments.states import past_due
+from app.payments.sync import credit_note_events
 
 ZERO = Decimal(0)
 
@@ -122,17 +123,7 @@ def _refunds(inv: Invoice, name: str, payments: list[StripePayment]) -> list[Ent
 def _credit_notes(inv: Invoice, name: str) -> list[Entry]:
     out: list[Entry] = []
     if inv.stripe_invoice_id:
-        rows = db.session.execute(
-            select(StripeEvent.type, StripeEvent.created, StripeEvent.payload)
-            .where(
-                StripeEvent.type.in_(("credit_note.created", "credit_note.voided")),
-                StripeEvent.payload["data"]["object"]["invoice"].as_string()
-                == inv.stripe_invoice_id,
-            )
-            .order_by(StripeEvent.created, StripeEvent.id)
-        ).all()
-        for etype, created, payload in rows:
-            obj = (payload.get("data") or {}).get("object") or {}
+        for etype, created, obj in credit_note_events(inv.stripe_invoice_id):
             amount = from_minor(int(obj.get("total") or obj.get("amount") or 0),
                                 obj.get("currency") or inv.currency)
             if etype == "credit_note.voided":

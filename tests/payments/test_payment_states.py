@@ -230,3 +230,18 @@ def test_the_payment_note_counts_the_payment_it_reports(app, pushed, stripe_sand
     assert f"Payment received for {inv.stripe_number}: {total}." in note
     assert f"Collected {total}, outstanding EUR 0.00." in note
     assert _inv(app, inv.id).payment_status == "paid"
+
+
+def test_the_credit_note_note_gives_the_outstanding_after_the_credit(app, pushed,
+                                                                   stripe_sandbox):
+    """Likewise for a credit note: its note's "Outstanding" already counts the credit."""
+    from app.money import format_money
+
+    _sync(app)
+    inv = _inv(app, pushed["invoice_id"])
+    stripe_sandbox.credit_note(pushed["stripe_id"], 27_000, refund=False)
+    _sync(app)
+    [note] = [n["content"] for n in _outbox(app, "deal_note") if "Credit note" in n["content"]]
+    after = format_money(inv.total - Decimal("270.00"), "EUR")
+    assert f": EUR 270.00. Outstanding {after}." in note
+    assert _inv(app, inv.id).amount_remaining == inv.total - Decimal("270.00")
