@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -167,6 +168,13 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
     if whsec is not None and not _WHSEC_RE.match(whsec):
         raise ConfigError("STRIPE_WEBHOOK_SECRET", "must be a webhook signing secret (whsec_...)")
     settings["STRIPE_WEBHOOK_SECRET"] = whsec
+
+    # Whose calendar days decide when an invoice falls overdue (docs/payment-states.md).
+    settings["DESK_TIMEZONE"] = get("DESK_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(settings["DESK_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("DESK_TIMEZONE", "must be a time zone such as Europe/Berlin") from None
 
     settings["DESK_INSTANCE_PATH"] = str(instance)
     trust = get("DESK_TRUST_PROXY") or "0"

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.intake.models import BillingRule, PdDeal
 from app.invoices.models import LIVE, Invoice
-from app.money import format_money, plain_decimal
+from app.money import format_money
 from app.payments.states import label
+from app.writeback.mapping import amount_text
 
 # Event types that deserve a note on the deal, and how to phrase them.
 NOTE_EVENTS = {
@@ -107,7 +108,7 @@ def note_text(invoice: Invoice, event: dict) -> str | None:
         return f"Payment failed for {number}; outstanding {out}.{link}"
     if etype == "invoice.overdue":
         due = invoice.due_at.strftime("%d %b %Y") if invoice.due_at else "its due date"
-        return f"{number} is overdue since {due}: {out} outstanding.{link}"
+        return f"{number} is overdue (it was due {due}): {out} outstanding.{link}"
     if etype == "invoice.voided":
         return f"{number} was voided in Stripe.{link}"
     if etype == "invoice.marked_uncollectible":
@@ -128,14 +129,20 @@ def tell(invoice: Invoice, event: dict) -> None:
         return
     key = event.get("id") or f"manual:{invoice.id}:{dt.datetime.now(dt.UTC).isoformat()}"
     if event.get("type") == "invoice.overdue":
-        # Stripe's invoice.overdue and the desk's own overdue job tell the CRM once.
-        from app.payments.models import InvoiceStripeState
+        if invoice.payment_status != "overdue":
+            # Stripe's reminder, but by the desk's rule it is not overdue (yet, or any
+            # more: due on receipt and still the due day, or paid meanwhile). The fields
+            # are brought up to date; the overdue job tells the CRM once it is overdue.
+            event = {**event, "type": "invoice.updated"}
+        else:
+            # Stripe's invoice.overdue and the desk's own overdue job tell the CRM once.
+            from app.payments.models import InvoiceStripeState
 
-        st = db.session.get(InvoiceStripeState, invoice.id)
-        if st is not None and st.overdue_told_at is not None:
-            return
-        if st is not None:
-            st.overdue_told_at = dt.datetime.now(dt.UTC)
+            st = db.session.get(InvoiceStripeState, invoice.id)
+            if st is not None and st.overdue_told_at is not None:
+                return
+            if st is not None:
+                st.overdue_told_at = dt.datetime.now(dt.UTC)
     totals = deal_totals(deal.id)
     last_paid = max(
         filter(
@@ -158,8 +165,9 @@ def tell(invoice: Invoice, event: dict) -> None:
         {
             "fields": {
                 "payment_status": label(invoice.payment_status),
-                "amount_collected": plain_decimal(totals["collected"]),
-                "amount_outstanding": plain_decimal(totals["outstanding"]),
+                "invoice_status": invoice.stripe_status,
+                "amount_collected": amount_text(totals["collected"], invoice.currency),
+                "amount_outstanding": amount_text(totals["outstanding"], invoice.currency),
                 "last_payment_date": last_paid.date().isoformat() if last_paid else None,
             },
             "currency": invoice.currency,

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.extensions import db
 from app.intake.models import SyncRun
 from app.intake.sync import start_run
 from app.invoices.models import Invoice
 from app.payments import crm
-from app.payments.models import InvoiceStripeState, StripeEvent
-from app.payments.sync import handle_stored, pull_events, refresh_status
+from app.payments.models import StripeEvent
+from app.payments.states import overdue_cutoff
+from app.payments.sync import (
+    handle_stored,
+    pull_events,
+    record_change,
+    refresh_status,
+    snapshot,
+    stripe_clock,
+)
 from app.stripe_api.client import StripeGatewayError
 from app.stripe_api.factory import stripe_gateway
 from app.types import utcnow
@@ -62,14 +70,18 @@ def replay_events(
 
 
 def mark_overdue(now: dt.datetime | None = None) -> int:
-    """Open invoices past their due date become overdue; the CRM is told once."""
-    now = now or utcnow()
+    """Invoices still owed past their due day become overdue (whatever they were before:
+    open, part paid or a failed payment, see app.payments.states); the CRM is told once."""
+    now = now or stripe_clock()
     rows = (
         db.session.execute(
             select(Invoice).where(
                 Invoice.stripe_status == "open",
-                Invoice.due_at < now,
-                Invoice.payment_status.not_in(("overdue", "disputed", "payment_failed")),
+                Invoice.due_at < overdue_cutoff(now),
+                or_(
+                    Invoice.payment_status.is_(None),
+                    Invoice.payment_status.not_in(("overdue", "disputed")),
+                ),
             )
         )
         .scalars()
@@ -77,17 +89,18 @@ def mark_overdue(now: dt.datetime | None = None) -> int:
     )
     n = 0
     for inv in rows:
-        before = inv.payment_status
-        if refresh_status(inv, now) == "overdue" and before != "overdue":
-            st = db.session.get(InvoiceStripeState, inv.id)
-            if st is not None and st.overdue_told_at is None:
-                crm.tell(
-                    inv,
-                    {"id": f"overdue:{inv.id}", "type": "invoice.overdue", "data": {"object": {}}},
-                )
+        before = snapshot(inv)
+        if refresh_status(inv, now) == "overdue":
+            record_change(inv, before)
+            crm.tell(inv, overdue_event(inv))
             n += 1
     db.session.commit()
     return n
+
+
+def overdue_event(inv: Invoice) -> dict:
+    """The desk's own "this invoice fell overdue" fact (told to the CRM once per invoice)."""
+    return {"id": f"overdue:{inv.id}", "type": "invoice.overdue", "data": {"object": {}}}
 
 
 def run_overdue(trigger: str = "schedule") -> SyncRun:

@@ -24,7 +24,7 @@ from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import SyncRun, SyncState
 from app.invoices.models import Invoice
-from app.money import from_minor
+from app.money import format_money, from_minor
 from app.payments import crm
 from app.payments.models import (
     ForeignStripeInvoice,
@@ -33,7 +33,7 @@ from app.payments.models import (
     StripeEvent,
     StripePayment,
 )
-from app.payments.states import derive
+from app.payments.states import derive, label
 from app.stripe_api.client import StripeGateway, StripeGatewayError
 from app.types import utcnow
 
@@ -104,15 +104,39 @@ def _state(invoice: Invoice) -> InvoiceStripeState:
     return st
 
 
-def _snapshot(invoice: Invoice) -> dict:
+def snapshot(invoice: Invoice) -> dict:
+    """What an audit entry keeps of a Stripe update: words and amounts with their currency,
+    as the invoice's timeline shows them ("EUR 2,700.00", never "2700.000000")."""
+    cur = invoice.currency
+
+    def money(value: Decimal | None) -> str:
+        return format_money(value or Decimal(0), cur)
+
     return {
-        "payment_status": invoice.payment_status,
+        "payment_status": label(invoice.payment_status) if invoice.payment_status else None,
         "stripe_status": invoice.stripe_status,
-        "paid": invoice.amount_paid,
-        "refunded": invoice.amount_refunded,
-        "credited": invoice.amount_credited,
-        "remaining": invoice.amount_remaining,
+        "paid": money(invoice.amount_paid),
+        "refunded": money(invoice.amount_refunded),
+        "credited": money(invoice.amount_credited),
+        "remaining": money(invoice.amount_remaining),
     }
+
+
+def stripe_clock(state: InvoiceStripeState | None = None) -> dt.datetime:
+    """"Now" for payment states: the desk's clock, or Stripe's when Stripe's is ahead.
+
+    Stripe's clock is the time of the newest event the desk has read (overall, and for
+    this invoice). They agree in production; a Stripe test clock (or the sandbox's,
+    moved on weeks) runs ahead, and an invoice Stripe calls overdue must be judged by
+    the clock Stripe used, not fall back to "open" when the desk next looks at it.
+    """
+    times = [utcnow()]
+    cursor = db.session.get(SyncState, EVENTS_STATE)
+    if cursor is not None and cursor.cursor_time is not None:
+        times.append(cursor.cursor_time)
+    if state is not None and state.last_event_created:
+        times.append(_dt(state.last_event_created))
+    return max(times)
 
 
 def refresh_status(invoice: Invoice, now: dt.datetime | None = None) -> str | None:
@@ -127,9 +151,17 @@ def refresh_status(invoice: Invoice, now: dt.datetime | None = None) -> str | No
         due_at=invoice.due_at,
         payment_failed=bool(st and st.payment_failed_at),
         disputed=bool(st and st.disputed),
-        now=now or utcnow(),
+        now=now or stripe_clock(st),
     )
     return invoice.payment_status
+
+
+def record_change(invoice: Invoice, before: dict) -> None:
+    """Audit what a Stripe fact changed on the invoice (nothing when it changed nothing)."""
+    after = snapshot(invoice)
+    if before != after:
+        db.session.flush()
+        record("invoice.stripe_update", "invoice", invoice.id, before, after)
 
 
 def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
@@ -142,7 +174,7 @@ def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
     created = (event or {}).get("created", 0)
     if event and created < (st.last_event_created or 0) and obj.get("_from_payload"):
         return invoice  # an older payload never overwrites newer state
-    before = _snapshot(invoice)
+    before = snapshot(invoice)
     cur = obj.get("currency", invoice.currency.lower())
     invoice.stripe_invoice_id = obj["id"]
     invoice.stripe_customer_id = obj.get("customer") or invoice.stripe_customer_id
@@ -157,7 +189,7 @@ def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
     invoice.amount_credited = from_minor(pre + post, cur)
     invoice.due_at = _dt(obj.get("due_date")) or invoice.due_at
     paid_at = (obj.get("status_transitions") or {}).get("paid_at")
-    if paid_at:
+    if paid_at and invoice.amount_paid > 0:  # paid by a credit note is not a payment
         invoice.last_payment_at = max(filter(None, [invoice.last_payment_at, _dt(paid_at)]))
     st.stripe_total = from_minor(obj.get("total") or 0, cur)
     st.stripe_subtotal = from_minor(obj.get("subtotal") or 0, cur)
@@ -175,10 +207,7 @@ def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
         st.payment_failed_at = None
     invoice.stripe_synced_at = utcnow()
     refresh_status(invoice)
-    after = _snapshot(invoice)
-    if before != after:
-        db.session.flush()
-        record("invoice.stripe_update", "invoice", invoice.id, before, after)
+    record_change(invoice, before)
     return invoice
 
 
@@ -211,6 +240,7 @@ def apply_invoice_payment(obj: dict) -> Invoice | None:
         select(Invoice).where(Invoice.stripe_invoice_id == obj.get("invoice"))
     ).scalar()
     cur = (obj.get("currency") or (invoice.currency if invoice else "usd")).upper()
+    new = row is None
     if row is None:
         row = StripePayment(
             id=obj["id"], stripe_invoice_id=obj.get("invoice"), currency=cur, amount=Decimal(0)
@@ -221,7 +251,41 @@ def apply_invoice_payment(obj: dict) -> Invoice | None:
     row.charge = payment.get("charge") or row.charge
     row.amount = from_minor(obj.get("amount_paid") or 0, cur)
     row.status = obj.get("status") or "paid"
-    row.paid_at = _dt((obj.get("status_transitions") or {}).get("paid_at")) or row.paid_at
+    # The payment's own date: Stripe sets the invoice's paid_at only once it is paid in
+    # full, so a part payment would otherwise leave "last payment date" empty.
+    row.paid_at = (
+        _dt((obj.get("status_transitions") or {}).get("paid_at"))
+        or row.paid_at
+        or _dt(obj.get("created"))
+    )
+    if invoice is not None and row.status == "paid" and row.amount > 0 and row.paid_at:
+        before = snapshot(invoice)
+        invoice.last_payment_at = max(filter(None, [invoice.last_payment_at, row.paid_at]))
+        st = _state(invoice)
+        if new:
+            # The pull applies a payment before the invoice update that follows it: when
+            # the invoice as last applied does not count this payment yet, count it now,
+            # so what the CRM is told of it adds up. Stripe's next invoice object (absolute
+            # amounts) settles the figures either way.
+            db.session.flush()
+            known = sum(
+                db.session.execute(
+                    select(StripePayment.amount).where(
+                        StripePayment.invoice_id == invoice.id, StripePayment.status == "paid"
+                    )
+                ).scalars(),
+                Decimal(0),
+            )
+            missing = known - (invoice.amount_paid or Decimal(0))
+            if missing > 0:
+                invoice.amount_paid = known
+                invoice.amount_remaining = max(
+                    Decimal(0), (invoice.amount_remaining or Decimal(0)) - missing
+                )
+        if st.payment_failed_at is not None and row.paid_at >= st.payment_failed_at:
+            st.payment_failed_at = None  # a payment that went through after the failed one
+        refresh_status(invoice)
+        record_change(invoice, before)
     db.session.flush()
     return invoice
 
@@ -246,7 +310,7 @@ def apply_charge(obj: dict) -> Invoice | None:
     row.amount_refunded = from_minor(obj.get("amount_refunded") or 0, row.currency)
     invoice = db.session.get(Invoice, row.invoice_id) if row.invoice_id else None
     if invoice is not None:
-        before = _snapshot(invoice)
+        before = snapshot(invoice)
         refunded = sum(
             (
                 p.amount_refunded
@@ -258,10 +322,7 @@ def apply_charge(obj: dict) -> Invoice | None:
         )
         invoice.amount_refunded = refunded
         refresh_status(invoice)
-        after = _snapshot(invoice)
-        if before != after:
-            db.session.flush()
-            record("invoice.stripe_update", "invoice", invoice.id, before, after)
+        record_change(invoice, before)
     return invoice
 
 
@@ -281,10 +342,51 @@ def apply_dispute(obj: dict, opened: bool) -> Invoice | None:
     if row is None or row.invoice_id is None:
         return None
     invoice = db.session.get(Invoice, row.invoice_id)
+    before = snapshot(invoice)
     st = _state(invoice)
     st.disputed = opened and obj.get("status") not in ("won", "lost")
     refresh_status(invoice)
+    record_change(invoice, before)
     return invoice
+
+
+def credit_note_events(stripe_invoice_id: str) -> list[tuple[str, int, dict]]:
+    """The stored credit note events of one Stripe invoice, oldest first: (type, created,
+    the credit note as the event carried it)."""
+    rows = db.session.execute(
+        select(StripeEvent.type, StripeEvent.created, StripeEvent.payload)
+        .where(
+            StripeEvent.type.in_(("credit_note.created", "credit_note.voided")),
+            StripeEvent.payload["data"]["object"]["invoice"].as_string() == stripe_invoice_id,
+        )
+        .order_by(StripeEvent.created, StripeEvent.id)
+    ).all()
+    return [(etype, created, (payload.get("data") or {}).get("object") or {})
+            for etype, created, payload in rows]
+
+
+def _count_credit_note(invoice: Invoice, obj: dict) -> None:
+    """The pull applies a credit note before the invoice update that counts it: when the
+    invoice as last applied does not count it yet, count it now (what the CRM is told of
+    it then adds up). Stripe's next invoice object settles the figures either way."""
+    cur = invoice.currency
+    live: dict[str, int] = {}
+    for etype, _created, note in credit_note_events(invoice.stripe_invoice_id):
+        if etype == "credit_note.voided":
+            live.pop(note.get("id"), None)
+        else:
+            live[note.get("id")] = int(note.get("total") or note.get("amount") or 0)
+    missing = from_minor(sum(live.values()), cur) - (invoice.amount_credited or Decimal(0))
+    if missing <= 0 or obj.get("id") not in live:
+        return
+    before = snapshot(invoice)
+    invoice.amount_credited = (invoice.amount_credited or Decimal(0)) + missing
+    # Only the part credited before payment lowers what is still due.
+    pre = obj.get("pre_payment_amount")
+    lowers = min(missing, from_minor(pre, cur)) if pre is not None else missing
+    invoice.amount_remaining = max(Decimal(0), (invoice.amount_remaining or Decimal(0)) - lowers)
+    refresh_status(invoice)
+    record_change(invoice, before)
 
 
 def apply_customer(obj: dict, deleted: bool = False) -> None:
@@ -391,6 +493,8 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
             if fresh
             else desk_invoice_for({"id": inv_id, "metadata": {}})
         )
+        if invoice is not None and not fresh and etype == "credit_note.created":
+            _count_credit_note(invoice, obj)
     elif kind == "customer":
         apply_customer(obj, deleted=etype == "customer.deleted")
         return "processed"

@@ -34,6 +34,7 @@ from app.extensions import db
 from app.intake.models import PdDeal, PdOrganization, PdPipeline, PdUser
 from app.invoices.models import Invoice
 from app.money import plain_decimal, quantum
+from app.payments.states import overdue_cutoff
 from app.sales.filters import SalesFilters
 
 ZERO = Decimal(0)
@@ -133,7 +134,7 @@ def is_overdue(now: dt.datetime):
         Invoice.amount_remaining > 0,
         or_(
             Invoice.payment_status == "overdue",
-            and_(Invoice.stripe_status == "open", Invoice.due_at < now),
+            and_(Invoice.stripe_status == "open", Invoice.due_at < overdue_cutoff(now)),
         ),
     )
 
@@ -205,6 +206,7 @@ def amount_sums(now: dt.datetime, wrap=None) -> list:
 
 def aging_conditions(now: dt.datetime) -> dict:
     """Days overdue count started days: due 1 second ago is 1 day, due 30 days ago is 30."""
+    now = overdue_cutoff(now)  # overdue once the due day has ended (app.payments.states)
     day = dt.timedelta(days=1)
     due = Invoice.due_at
     return {
@@ -218,6 +220,7 @@ def aging_conditions(now: dt.datetime) -> dict:
 
 def aging_key(due: dt.datetime | None, now: dt.datetime) -> str:
     """aging_conditions for one due date, in Python (the rollup's whole due days)."""
+    now = overdue_cutoff(now)
     if due is None or due >= now:
         return "current"
     for key, days in (("d1_30", 30), ("d31_60", 60), ("d61_90", 90)):

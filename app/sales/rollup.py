@@ -262,8 +262,10 @@ def add_open_groups(aging: dict, now: dt.datetime, owner: int | None,
     A due day holding a bucket boundary (now, 30, 60, 90 days ago) is split by it:
     those days are left out and returned as [a, b) windows to sum live.
     """
+    from app.payments.states import overdue_cutoff
     from app.sales.queries import AGING_BUCKETS, aging_key
 
+    now = overdue_cutoff(now)  # the buckets' boundaries (see aging_conditions)
     split_days = {(now - dt.timedelta(days=d)).astimezone(dt.UTC).date() for d in (0, 30, 60, 90)}
     r = SalesOpenDaily
     q = select(r.currency, r.due_day, func.sum(r.outstanding_micros)).group_by(

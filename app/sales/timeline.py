@@ -21,6 +21,8 @@ from app.invoices.models import Invoice
 from app.money import from_minor
 from app.payments.models import StripeEvent, StripePayment
 from app.payments.states import label as payment_label
+from app.payments.states import past_due
+from app.payments.sync import credit_note_events
 
 ZERO = Decimal(0)
 
@@ -64,7 +66,7 @@ def build(invoices: list[Invoice], now: dt.datetime) -> list[Entry]:
                 Entry(inv.pushed_at, "pushed", f"Invoice {name} issued in Stripe", inv, inv.total)
             )
         if inv.due_at:
-            late = inv.due_at < now and (inv.amount_remaining or ZERO) > 0
+            late = past_due(inv.due_at, now) and (inv.amount_remaining or ZERO) > 0
             entries.append(
                 Entry(inv.due_at, "due", f"{name} {'was due' if late else 'due'}", inv,
                       inv.amount_remaining if late else None)
@@ -121,17 +123,7 @@ def _refunds(inv: Invoice, name: str, payments: list[StripePayment]) -> list[Ent
 def _credit_notes(inv: Invoice, name: str) -> list[Entry]:
     out: list[Entry] = []
     if inv.stripe_invoice_id:
-        rows = db.session.execute(
-            select(StripeEvent.type, StripeEvent.created, StripeEvent.payload)
-            .where(
-                StripeEvent.type.in_(("credit_note.created", "credit_note.voided")),
-                StripeEvent.payload["data"]["object"]["invoice"].as_string()
-                == inv.stripe_invoice_id,
-            )
-            .order_by(StripeEvent.created, StripeEvent.id)
-        ).all()
-        for etype, created, payload in rows:
-            obj = (payload.get("data") or {}).get("object") or {}
+        for etype, created, obj in credit_note_events(inv.stripe_invoice_id):
             amount = from_minor(int(obj.get("total") or obj.get("amount") or 0),
                                 obj.get("currency") or inv.currency)
             if etype == "credit_note.voided":

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.intake.models import FieldMapping, PdField
-from app.money import plain_decimal
+from app.money import plain_decimal, round_major
 from app.pipedrive.client import PipedriveClient, PipedriveError
 
 
@@ -119,6 +119,12 @@ def ensure_field(client: PipedriveClient, target: Target) -> PdField:
     return _upsert(target.entity, data)
 
 
+def amount_text(value, currency: str) -> str:
+    """An amount as the desk writes it to Pipedrive: with its currency's decimals, never an
+    exponent nor the stored trailing zeros (KRW 270000, EUR 12.50, KWD 1.250)."""
+    return f"{round_major(Decimal(value), currency):f}"
+
+
 def field_value(field: PdField, value, currency: str | None = None, purpose: str | None = None):
     """`value` as Pipedrive takes it for this field's type (numbers stay Decimal).
 
@@ -134,15 +140,16 @@ def field_value(field: PdField, value, currency: str | None = None, purpose: str
         option = _enum_option(field, value, purpose)
         return [option] if option is not None else None
     if ftype == "monetary":
-        return {"value": Decimal(value), "currency": (currency or "EUR").upper()}
+        code = (currency or "EUR").upper()
+        return {"value": Decimal(amount_text(value, code)), "currency": code}
     if ftype == "double":
-        return Decimal(value)
+        return Decimal(amount_text(value, currency)) if currency else Decimal(value)
     if ftype == "date":
         if isinstance(value, dt.date):
             return value.isoformat()
         return str(value)[:10]
     if isinstance(value, Decimal):
-        return plain_decimal(value)
+        return amount_text(value, currency) if currency else plain_decimal(value)
     return str(value)
 
 

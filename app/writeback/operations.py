@@ -23,13 +23,14 @@ from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import PdOrganization, PdPerson
 from app.invoices.models import Invoice
-from app.money import format_money, plain_decimal
+from app.money import format_money
 from app.pipedrive.client import BudgetExhausted, PipedriveClient, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
 from app.writeback.mapping import (
     CONTACT_TARGETS,
     DEAL_TARGETS,
+    amount_text,
     ensure_field,
     field_value,
     resolve,
@@ -111,7 +112,7 @@ def enqueue_for_pushed_invoice(invoice: Invoice) -> list[WritebackItem]:
         "stripe_invoice_id": invoice.stripe_invoice_id,
         "invoice_number": invoice.stripe_number,
         "invoice_status": invoice.stripe_status,
-        "amount_invoiced": plain_decimal(invoice.total),
+        "amount_invoiced": amount_text(invoice.total, invoice.currency),
         "invoice_url": invoice.hosted_invoice_url,
         "invoice_due_date": due,
     }
@@ -209,8 +210,28 @@ def writeback_client() -> PipedriveClient:
     return pipedrive_client(session=_ExactJSONSession())
 
 
+def _superseded(item: WritebackItem) -> set[str]:
+    """The fields a later write-back to the same deal sends (or sent): newer facts, which
+    this one (retried after it, say) must not overwrite with older ones."""
+    later = db.session.execute(
+        select(WritebackItem.payload).where(
+            WritebackItem.kind == item.kind,
+            WritebackItem.entity_id == item.entity_id,
+            WritebackItem.id > item.id,
+            WritebackItem.status.in_(("pending", "done")),
+        )
+    ).scalars()
+    return {
+        key
+        for payload in later
+        for key, value in ((payload or {}).get("fields") or {}).items()
+        if value not in (None, "")
+    }
+
+
 def _send_deal_fields(client: PipedriveClient, item: WritebackItem) -> dict:
-    values = item.payload.get("fields") or {}
+    newer = _superseded(item)
+    values = {k: v for k, v in (item.payload.get("fields") or {}).items() if k not in newer}
     custom: dict = {}
     for key, value in values.items():
         target = DEAL_TARGETS.get(key)

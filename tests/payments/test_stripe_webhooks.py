@@ -249,3 +249,16 @@ def test_a_refund_delivered_before_its_payment_is_not_lost(app, pushed, stripe_s
     assert (paid, refunded) == (10, 3)
     assert status == "partially_paid"
     assert any("Refund on" in n and "3.00 refunded in total" in n for n in notes), notes
+
+
+def test_a_failed_payment_past_due_is_overdue_by_webhook_too(app, pushed, stripe_sandbox,
+                                                            hooked):
+    """The same precedence on the webhook path (deliveries duplicated and shuffled)."""
+    stripe_sandbox.fail_payment(pushed["stripe_id"])
+    stripe_sandbox.drain_webhooks()
+    assert _state(app, pushed["invoice_id"])[0] == "payment_failed"
+    with app.app_context():
+        days = db.session.get(Invoice, pushed["invoice_id"]).days_until_due or 30
+    stripe_sandbox.advance_clock(days=days + 2)
+    stripe_sandbox.drain_webhooks()
+    assert _state(app, pushed["invoice_id"])[0] == "overdue"
