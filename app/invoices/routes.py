@@ -179,7 +179,7 @@ def _after_edit(invoice: Invoice, template: str, **ctx):
 def update_line(invoice_id: int, line_id: int):
     invoice = _invoice(invoice_id)
     line = _line(invoice, line_id)
-    values, errors = parse_line(request.form, invoice.currency)
+    values, errors = parse_line(request.form, invoice.currency, line)
     if errors:
         ctx = _editor_context(invoice, line=line, errors=errors, form=request.form)
         if _is_fragment():
