@@ -13,8 +13,14 @@ from app.invoices import editing
 from app.invoices.drafting import DraftRefused, create_draft, drift, reapply_deal
 from app.invoices.models import COLLECTION_METHODS, STATUSES, Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.plan import build_plan
-from app.invoices.totals import for_invoice
-from app.invoices.validation import parse_billto, parse_discount, parse_line, parse_settings
+from app.invoices.totals import for_invoice, inputs
+from app.invoices.validation import (
+    blocking_problems,
+    parse_billto,
+    parse_discount,
+    parse_line,
+    parse_settings,
+)
 from app.money import STRIPE_CURRENCIES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
@@ -131,6 +137,8 @@ def _editor_context(invoice: Invoice, *, full: bool = True, **extra) -> dict:
         currencies=sorted(STRIPE_CURRENCIES),
         methods=COLLECTION_METHODS,
         editable=invoice.status in editing.EDITABLE and current_user.can("invoices.edit"),
+        # What stops Submit, shown in the totals panel (the workflow refuses on the same list).
+        blocking=blocking_problems(totals, inputs(invoice)[0]),
         errors={},
         form=None,
     )

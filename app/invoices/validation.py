@@ -3,8 +3,8 @@
 Each parser returns (values, errors): errors map a field name to a sentence fit
 to show next to that field. Every number goes through `app.money.parse_decimal`
 (one rule for "1.5", "1,5", "12.000,50" and the refused ambiguous "1,500").
-`submission_problems` is the one list of reasons an invoice cannot be submitted.
-Nothing here touches the database.
+`submission_problems` is the one list of reasons an invoice cannot be submitted
+(it reads the invoice it is given; nothing here queries or writes the database).
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import re
 from decimal import Decimal
 
 from app.invoices.models import COLLECTION_METHODS, DISCOUNT_TYPES, TAX_BEHAVIORS
+from app.invoices.totals import DiscountInput, LineInput, Totals, compute, inputs
 from app.money import MAX_MINOR_UNITS, STRIPE_CURRENCIES, exponent, parse_amount, parse_decimal
 
+# What "Add a line" puts in: a line still reading this at a price of 0 was never filled in.
+PLACEHOLDER_DESCRIPTION = "New line"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 MAX_QUANTITY = Decimal("1000000")
@@ -226,3 +229,47 @@ def parse_discount(form, currency: str) -> tuple[dict, dict]:
     except ValueError as exc:
         errors["value"] = str(exc)
     return values, errors
+
+
+def blocking_problems(totals: Totals, lines: list[LineInput]) -> list[str]:
+    """Why Stripe could not bill or collect these totals, or the invoice is not ready.
+
+    Pure (no database): the property test runs it on random invoices.
+    """
+    problems = list(totals.problems)
+    for ln in lines:
+        if (
+            not ln.excluded
+            and ln.unit_price == 0
+            and ln.description.strip() == PLACEHOLDER_DESCRIPTION
+        ):
+            problems.append(
+                f"“{PLACEHOLDER_DESCRIPTION}” is still the empty line added at 0: describe it "
+                "and give it a price, or remove it."
+            )
+    if totals.total == 0:
+        if not any(not ln.excluded for ln in lines):
+            problems.append(
+                "Every line is left out (recurring products are billed by their subscription): "
+                "there is nothing to bill. Add a line, or cancel the draft."
+            )
+        else:
+            problems.append("The total is 0: there is nothing to bill. Add a price, or cancel "
+                            "the draft.")
+    return problems
+
+
+def check_invoice(currency: str, lines: list[LineInput],
+                  discounts: list[DiscountInput]) -> tuple[Totals, list[str]]:
+    """Totals and everything that stops submission, for plain inputs."""
+    totals = compute(currency, lines, discounts)
+    return totals, blocking_problems(totals, lines)
+
+
+def submission_problems(invoice) -> list[str]:
+    """Everything that stops `invoice` from being submitted, in words fit for the editor.
+
+    The one list: a check added here is shown in the editor and refuses Submit.
+    """
+    lines, discounts = inputs(invoice)
+    return check_invoice(invoice.currency, lines, discounts)[1]
