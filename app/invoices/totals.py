@@ -366,7 +366,7 @@ def compute(
         if total % unit:
             problems.append(
                 f"The total comes to {_money(total, currency)}: {_steps(currency)}; "
-                "it follows once the tax above is fixed."
+                "it follows once the amounts above are fixed."
             )
     minimum = MINIMUM_CHARGE.get(currency.lower(), 50)
     if 0 < total < minimum:
