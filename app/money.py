@@ -192,17 +192,26 @@ def parse_amount(
     value = parse_decimal(text, unchanged=unchanged)
     if value < 0 and not allow_negative:
         raise ValueError("The amount cannot be negative.")
+    problem = misfit(value, currency)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def misfit(value: Decimal, currency: str) -> str | None:
+    """Why `value` is not an amount Stripe takes in `currency` (its decimals, its steps),
+    or None. The same words for what is typed and for what a currency change meets."""
     places = exponent(currency)
     digits_after_point = max(0, -value.normalize().as_tuple().exponent)
     if digits_after_point > places:
         if places == 0:
-            raise ValueError(f"{currency.upper()} has no decimals: enter a whole amount.")
-        raise ValueError(f"{currency.upper()} allows at most {places} decimals.")
+            return f"{currency.upper()} has no decimals: enter a whole amount."
+        return f"{currency.upper()} allows at most {places} decimals."
     if step(currency) > 1 and value.scaleb(places) % step(currency):
-        raise ValueError(
+        return (
             f"Stripe takes {currency.upper()} amounts in steps of 0.010: the last digit must be 0."
         )
-    return value
+    return None
 
 
 def format_money(amount: Decimal | None, currency: str | None) -> str:

@@ -16,6 +16,7 @@ from app.invoices.plan import build_plan
 from app.invoices.totals import for_invoice, inputs
 from app.invoices.validation import (
     blocking_problems,
+    currency_change_problem,
     parse_billto,
     parse_discount,
     parse_line,
@@ -247,9 +248,10 @@ def move_line(invoice_id: int, line_id: int):
     return _after_edit(invoice, "invoices/_lines.html")
 
 
-def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, apply):
+def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, apply, **after):
     """One editor section's form (terms, bill-to, discounts): errors next to the fields
-    with what was typed kept (422), a conflict or refusal explained (409/422), or saved."""
+    with what was typed kept (422), a conflict or refusal explained (409/422), or saved.
+    `after`: extra context for the saved answer's templates."""
     template = f"invoices/_{section}.html"
     if errors:
         ctx = _editor_context(invoice, errors=errors, form=request.form)
@@ -259,7 +261,7 @@ def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, ap
         apply(invoice, values, current_user, _seen_version())
     except (editing.EditConflict, editing.EditRefused) as exc:
         return _conflict_or_refused(invoice, exc, template, form=request.form)
-    return _after_edit(invoice, template)
+    return _after_edit(invoice, template, **after)
 
 
 @bp.route("/invoices/<int:invoice_id>/settings", methods=["POST"])
@@ -267,7 +269,15 @@ def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, ap
 def update_settings(invoice_id: int):
     invoice = _invoice(invoice_id)
     values, errors = parse_settings(request.form, _today())
-    return _section_edit(invoice, "settings", values, errors, editing.update_settings)
+    if not errors:
+        problem = currency_change_problem(invoice, values["currency"])
+        if problem:
+            errors["currency"] = problem
+    # A new currency shows in the lines and discounts too: the answer re-renders them.
+    changed = not errors and values["currency"] != invoice.currency
+    return _section_edit(
+        invoice, "settings", values, errors, editing.update_settings, currency_changed=changed
+    )
 
 
 @bp.route("/invoices/<int:invoice_id>/billto", methods=["POST"])

@@ -32,7 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.money import MAX_MINOR_UNITS, exponent, format_money, from_minor, quantum, step
+from app.money import (
+    MAX_MINOR_UNITS,
+    exponent,
+    format_money,
+    from_minor,
+    misfit,
+    quantum,
+    step,
+)
 
 # Stripe's published minimum charge per currency (docs.stripe.com/currencies): the
 # sandbox models the same table, so it is read from there rather than copied.
@@ -225,6 +233,36 @@ def _tax_problem(currency: str, group: TaxGroup, lines, discounts) -> str:
     return f"{text} {_line_fix(currency, biggest, ok, lines, discounts)}"
 
 
+def _nearest_amounts(value: Decimal, currency: str) -> str:
+    by = quantum(currency) * step(currency)
+    down = (value / by).to_integral_value(rounding="ROUND_FLOOR") * by
+    options = [down, down + by] if down > 0 else [down + by]
+    return " or ".join(format_money(v, currency) for v in options)
+
+
+def misfits(currency: str, lines: list[LineInput], discounts: list[DiscountInput]):
+    """Every typed amount that is not an amount of `currency` (decimals it does not have,
+    off Stripe's steps): (line key or None, sentence naming it and the nearest amounts)."""
+    out = []
+
+    def check(key, what: str, value: Decimal | None) -> None:
+        problem = misfit(value, currency) if value is not None else None
+        if problem:
+            out.append((key, f"{what} is {_plain(value)}: {problem} Nearest: "
+                             f"{_nearest_amounts(value, currency)}."))
+
+    for ln in lines:
+        if ln.excluded:
+            continue
+        check(ln.key, f"The unit price of “{ln.description}”", ln.unit_price)
+        if ln.discount_type == "amount":
+            check(ln.key, f"The discount on “{ln.description}”", ln.discount_value)
+    for disc in discounts:
+        if disc.type == "amount":
+            check(None, f"The discount “{disc.description}”", disc.value)
+    return out
+
+
 def compute(
     currency: str,
     lines: list[LineInput],
@@ -241,6 +279,10 @@ def compute(
     line_amounts: dict = {}
     problems: list[str] = []
     line_problems: dict = {}
+    for key, text in misfits(currency, lines, discounts):
+        problems.append(text)
+        if key is not None:
+            line_problems.setdefault(key, []).append(text)
     products = 0
 
     for ln in lines:

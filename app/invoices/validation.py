@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 
 from app.invoices.models import COLLECTION_METHODS, DISCOUNT_TYPES, TAX_BEHAVIORS
-from app.invoices.totals import DiscountInput, LineInput, Totals, compute, inputs
+from app.invoices.totals import DiscountInput, LineInput, Totals, compute, inputs, misfits
 from app.money import MAX_MINOR_UNITS, STRIPE_CURRENCIES, exponent, parse_amount, parse_decimal
 
 # What "Add a line" puts in: a line still reading this at a price of 0 was never filled in.
@@ -273,3 +273,23 @@ def submission_problems(invoice) -> list[str]:
     """
     lines, discounts = inputs(invoice)
     return check_invoice(invoice.currency, lines, discounts)[1]
+
+
+def currency_change_problem(invoice, new_currency: str) -> str | None:
+    """Why the invoice's amounts cannot simply become `new_currency` amounts, or None.
+
+    Prices are never converted: the same numbers are read in the new currency. So
+    the change is refused while any of them is not an amount of that currency
+    (GBP 6500.5 does not become JPY 6,501), listing each with its nearest amounts,
+    exactly as typing that amount in the new currency would be refused.
+    """
+    if not new_currency or new_currency == invoice.currency:
+        return None
+    found = misfits(new_currency, *inputs(invoice))
+    if not found:
+        return None
+    return (
+        f"Not changed to {new_currency}: prices are not converted, and these amounts are not "
+        f"{new_currency} amounts. " + " ".join(text for _key, text in found)
+        + f" Change them first, or keep {invoice.currency}."
+    )
