@@ -166,20 +166,30 @@ def _conflict_or_refused(invoice: Invoice, exc: Exception, template: str, **ctx)
 
 
 def _after_edit(invoice: Invoice, template: str, **ctx):
+    was = getattr(invoice, "status_when_loaded", invoice.status)
+    changed = invoice.status != was
+    # The workflow audits the step back to draft; the editor says it happened.
+    back_to_draft = STATUSES.get(was, was) if changed and invoice.status == "draft" else None
     if _is_fragment():
         # Rendered from the flushed state before the commit, so nothing is reloaded;
         # if the commit fails, the error handler rolls back and nothing is shown as saved.
-        changed = invoice.status != getattr(invoice, "status_when_loaded", invoice.status)
         body = render_template(
             template,
             oob_totals=True,
             status_changed=changed,
+            back_to_draft=back_to_draft,
             **_editor_context(invoice, full=False, **ctx),
         )
         db.session.commit()
         # The timeline and the status heading refresh themselves on this event.
         return body, 200, {"HX-Trigger": "invoice-changed"}
     db.session.commit()
+    if back_to_draft:
+        flash(
+            f"Your edit sent {invoice.number} back to draft (it was {back_to_draft.lower()}): "
+            "submit it again when it is ready.",
+            "warning",
+        )
     return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
 
 
