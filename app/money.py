@@ -83,7 +83,9 @@ def _well_grouped(integer: str, sep: str) -> bool:
     )
 
 
-def parse_decimal(text: str | None, *, unchanged: Decimal | None = None) -> Decimal:
+def parse_decimal(
+    text: str | None, *, unchanged: Decimal | None = None, example: str = _EXAMPLE
+) -> Decimal:
     """Read a number as a person typed it, in either decimal convention, exactly.
 
     The one rule for every amount, quantity, rate and discount field:
@@ -99,6 +101,7 @@ def parse_decimal(text: str | None, *, unchanged: Decimal | None = None) -> Deci
       twice groups thousands ("1,200,000"), and nothing else is accepted (no
       exponent such as "1e3", no letters, no currency signs).
 
+    `example`: what to say when the text is no number at all (the field's own example).
     `unchanged`: the field's stored value. A form re-sends fields the user did not
     touch as the editor rendered them ("1.125"); that exact text means this value
     even when it would be ambiguous typed afresh.
@@ -107,7 +110,7 @@ def parse_decimal(text: str | None, *, unchanged: Decimal | None = None) -> Deci
     """
     raw = (text or "").strip()
     if not raw:
-        raise ValueError("Enter a number.")
+        raise ValueError(example)
     if unchanged is not None:
         from app.web.layout import plain_number  # how the editor renders stored values
 
@@ -122,7 +125,7 @@ def parse_decimal(text: str | None, *, unchanged: Decimal | None = None) -> Deci
     for c in _GROUPING_SPACES:
         body = body.replace(c, " ")
     if not body or any(not (c.isdigit() or c in ".,  ") for c in body) or not body.isascii():
-        raise ValueError(_EXAMPLE)
+        raise ValueError(example)
     marks = [c for c in body if c in ".,"]
     integer, fraction = body, ""
     if marks:
@@ -138,7 +141,7 @@ def parse_decimal(text: str | None, *, unchanged: Decimal | None = None) -> Deci
         if decimal_mark is not None:
             integer, fraction = body[:last], body[last + 1 :]
             if not fraction.isdigit():
-                raise ValueError(_EXAMPLE)
+                raise ValueError(example)
         if group_mark is not None:
             if spaced:
                 raise ValueError(_grouping_message(raw))
@@ -167,7 +170,7 @@ def parse_decimal(text: str | None, *, unchanged: Decimal | None = None) -> Deci
     if integer == "" and fraction:
         integer = "0"
     if not integer.isdigit():
-        raise ValueError(_EXAMPLE)
+        raise ValueError(example)
     return Decimal(f"{sign}{integer}.{fraction}" if fraction else f"{sign}{integer}")
 
 

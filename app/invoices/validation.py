@@ -22,6 +22,7 @@ PLACEHOLDER_DESCRIPTION = "New line"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 MAX_QUANTITY = Decimal("1000000")
+PERCENT_EXAMPLE = "Enter a percentage such as 10 or 12.5 (or 12,5)."
 
 
 def _places(value: Decimal) -> int:
@@ -44,7 +45,8 @@ def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
     values["description"] = desc
 
     try:
-        qty = parse_decimal(form.get("quantity"), unchanged=_stored(line, "quantity"))
+        qty = parse_decimal(form.get("quantity"), unchanged=_stored(line, "quantity"),
+                            example="Enter a number such as 2 or 1.5 (or 1,5).")
         if qty <= 0:
             errors["quantity"] = "The quantity must be more than 0."
         elif qty > MAX_QUANTITY:
@@ -75,7 +77,7 @@ def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
         stored = _stored(line, "discount_value")
         try:
             if dtype == "percentage":
-                pct = parse_decimal(raw_discount, unchanged=stored)
+                pct = parse_decimal(raw_discount, unchanged=stored, example=PERCENT_EXAMPLE)
                 if pct < 0 or pct > 100:
                     errors["discount_value"] = "A percentage between 0 and 100."
                 values["discount_value"] = pct
@@ -92,7 +94,8 @@ def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
     values["tax_behavior"] = behavior
     raw_rate = (form.get("tax_rate") or "").strip() or "0"
     try:
-        rate = parse_decimal(raw_rate, unchanged=_stored(line, "tax_rate"))
+        rate = parse_decimal(raw_rate, unchanged=_stored(line, "tax_rate"),
+                             example="Enter a percentage such as 19 or 7.5 (or 7,5).")
         if rate < 0 or rate > 100:
             errors["tax_rate"] = "Tax is a percentage between 0 and 100."
         elif _places(rate) > 4:
@@ -217,7 +220,7 @@ def parse_discount(form, currency: str) -> tuple[dict, dict]:
     raw = (form.get("value") or "").strip()
     try:
         if dtype == "percentage":
-            pct = parse_decimal(raw)
+            pct = parse_decimal(raw, example=PERCENT_EXAMPLE)
             if pct <= 0 or pct > 100:
                 errors["value"] = "A percentage above 0 and at most 100."
             values["value"] = pct

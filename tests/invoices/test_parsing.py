@@ -133,3 +133,13 @@ def test_discount_value_takes_a_decimal_comma(app, client, login, draft):
     with app.app_context():
         inv = db.session.get(Invoice, draft["invoice_id"])
         assert inv.discounts[-1].value == Decimal("2.5")
+
+
+def test_admin_tax_percentages_follow_the_same_rule():
+    from app.rules.operations import parse_percent
+
+    assert parse_percent("7,7") == Decimal("7.7")
+    with pytest.raises(ValueError, match="could be 1500 or 1.5"):
+        parse_percent("1,500")  # was read as 1.5 without a word
+    with pytest.raises(ValueError, match="as a number"):
+        parse_percent("1e1")
