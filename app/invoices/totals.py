@@ -47,6 +47,8 @@ from app.money import (
 from app.sandbox.stripe.money import MINIMUM_CHARGE
 
 MAX_STRIPE_LINES = 250  # Stripe refuses more invoice items on one invoice
+# The search for the nearest valid values recomputes the invoice: only for the first few.
+MAX_SUGGESTIONS = 5
 
 
 def half_up(value: Decimal, unit: int = 1) -> int:
@@ -186,7 +188,7 @@ def _plain(value: Decimal) -> str:
 
 
 def _line_fix(currency: str, ln: LineInput, ok: Callable[[Totals], bool], lines=None,
-              discounts=()) -> str:
+              discounts=(), limit: int = 400) -> str:
     """'Change the unit price to … or …, or the quantity to … or ….' for one line: the
     nearest values for which the whole invoice, recomputed, satisfies `ok`."""
     lines = list(lines) if lines is not None else [ln]
@@ -196,9 +198,9 @@ def _line_fix(currency: str, ln: LineInput, ok: Callable[[Totals], bool], lines=
         return compute(currency, changed, list(discounts), suggest=False)
 
     price_step = quantum(currency) * step(currency)
-    prices = _search(lambda p: ok(with_line(unit_price=p)), ln.unit_price, price_step)
+    prices = _search(lambda p: ok(with_line(unit_price=p)), ln.unit_price, price_step, limit=limit)
     qty_step = Decimal(1).scaleb(min(0, ln.quantity.normalize().as_tuple().exponent))
-    quantities = _search(lambda q: ok(with_line(quantity=q)), ln.quantity, qty_step)
+    quantities = _search(lambda q: ok(with_line(quantity=q)), ln.quantity, qty_step, limit=limit)
     parts = []
     if any(v is not None for v in prices):
         parts.append(
@@ -230,7 +232,8 @@ def _tax_problem(currency: str, group: TaxGroup, lines, discounts) -> str:
         same = [g for g in t.taxes if (g.rate, g.behavior) == (group.rate, group.behavior)]
         return biggest.key not in t.line_problems and all(g.tax % unit == 0 for g in same)
 
-    return f"{text} {_line_fix(currency, biggest, ok, lines, discounts)}"
+    # The whole invoice is recomputed per candidate here: a shorter search.
+    return f"{text} {_line_fix(currency, biggest, ok, lines, discounts, limit=100)}"
 
 
 def _nearest_amounts(value: Decimal, currency: str) -> str:
@@ -270,7 +273,8 @@ def compute(
     *,
     suggest: bool = True,
 ) -> Totals:
-    """`suggest=False`: only the numbers (the search for valid values calls this)."""
+    """`suggest=False`: only the numbers, and which lines are off the currency's steps
+    (the search for the nearest valid values calls this for every candidate)."""
     currency = currency.upper()
     # Three-decimal currencies: Stripe takes only amounts ending in 0, so the amounts
     # the desk sends (discounts) are rounded to that step and products must land on it.
@@ -279,7 +283,7 @@ def compute(
     line_amounts: dict = {}
     problems: list[str] = []
     line_problems: dict = {}
-    for key, text in misfits(currency, lines, discounts):
+    for key, text in misfits(currency, lines, discounts) if suggest else ():
         problems.append(text)
         if key is not None:
             line_problems.setdefault(key, []).append(text)
@@ -290,15 +294,19 @@ def compute(
             continue
         unit_minor = minor_decimal(ln.unit_price, currency)
         amount = half_up(unit_minor * ln.quantity)
-        if amount % unit:
+        if amount % unit and not suggest:
+            line_problems.setdefault(ln.key, [])  # the numbers only: no words needed
+        elif amount % unit:
             text = (
                 f"“{ln.description}” comes to {_money(amount, currency)} (quantity × unit "
                 f"price, rounded as Stripe rounds it): {_steps(currency)}."
             )
-            if suggest:
+            if len(line_problems) < MAX_SUGGESTIONS:
                 text += " " + _line_fix(
                     currency, ln, lambda t, key=ln.key: t.line_amounts[key][0] % unit == 0
                 )
+            else:
+                text += " Change its quantity or unit price."
             problems.append(text)
             line_problems.setdefault(ln.key, []).append(text)
         products += amount
