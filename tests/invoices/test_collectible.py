@@ -117,3 +117,32 @@ def test_submit_refuses_a_placeholder_line(app, client, login, draft):
     login(draft["finance"])
     resp = _submit(client, draft["invoice_id"])
     assert resp.status_code == 409 and "still the empty line" in resp.get_data(as_text=True)
+
+
+def test_fixing_the_line_brings_submit_back_without_a_reload(app, client, login, draft):
+    with app.app_context():
+        inv = db.session.get(Invoice, draft["invoice_id"])
+        inv.currency = "KWD"
+        for ln in inv.lines:
+            ln.unit_price, ln.tax_rate, ln.tax_behavior = D("1.000"), D(0), "none"
+            ln.discount_type = ln.discount_value = None
+        inv.discounts.clear()
+        inv.lines[0].quantity, inv.lines[0].unit_price = D("1.5"), D("1.230")
+        inv.billing_email = inv.billing_email or "billing@example.com"
+        db.session.commit()
+        line_id, version = inv.lines[0].id, inv.version
+    login(draft["finance"])
+    url = f"/invoices/{draft['invoice_id']}"
+    assert "Submit for approval" not in client.get(url).get_data(as_text=True).split(
+        'id="invoice-actions"')[1].split("</section>")[0].replace("cannot be submitted", "")
+    token = csrf_token(client, url)
+    resp = client.post(f"{url}/lines/{line_id}", headers={"HX-Request": "true",
+                                                           "X-CSRFToken": token},
+                       data={"description": "Widget", "quantity": "2", "unit_price": "1.23",
+                             "tax_behavior": "none", "tax_rate": "0",
+                             "current_version": str(version)})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    panel = html.split('<section id="invoice-actions"')[1].split("</section>")[0]
+    assert 'hx-swap-oob="true"' in panel and "Submit for approval" in panel
+    assert "Cannot be submitted until this is fixed" not in html
