@@ -42,13 +42,19 @@ from app.money import (
     step,
 )
 
-# Stripe's published minimum charge per currency (docs.stripe.com/currencies): the
-# sandbox models the same table, so it is read from there rather than copied.
-from app.sandbox.stripe.money import MINIMUM_CHARGE
-
 MAX_STRIPE_LINES = 250  # Stripe refuses more invoice items on one invoice
 # The search for the nearest valid values recomputes the invoice: only for the first few.
 MAX_SUGGESTIONS = 5
+# Stripe's minimum charge per currency, in minor units (docs.stripe.com/currencies#minimum-
+# and-maximum-charge-amounts); other currencies: the equivalent of USD 0.50, taken as 50.
+# Below it Stripe marks the invoice paid and moves the amount to the customer's balance:
+# nothing is collected. (The sandbox keeps its own copy: the desk never imports it.)
+MINIMUM_CHARGE = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50,
+    "CZK": 1500, "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50,
+    "JPY": 50, "MXN": 1000, "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200,
+    "SEK": 300, "SGD": 50, "THB": 1000,
+}
 
 
 def half_up(value: Decimal, unit: int = 1) -> int:
@@ -418,7 +424,7 @@ def compute(
                 f"The total comes to {_money(total, currency)}: {_steps(currency)}; "
                 "it follows once the amounts above are fixed."
             )
-    minimum = MINIMUM_CHARGE.get(currency.lower(), 50)
+    minimum = MINIMUM_CHARGE.get(currency, 50)
     if 0 < total < minimum:
         problems.append(
             f"The total {_money(total, currency)} is below Stripe's minimum charge of "
