@@ -165,11 +165,27 @@ def _conflict_or_refused(invoice: Invoice, exc: Exception, template: str, **ctx)
     return render_template("invoices/show.html", **context), status
 
 
-def _after_edit(invoice: Invoice, template: str, **ctx):
+def _went_back_to_draft(invoice: Invoice) -> str | None:
+    """The label of the status an edit sent back to draft (the workflow audits the step;
+    the editor says it happened), or None."""
     was = getattr(invoice, "status_when_loaded", invoice.status)
-    changed = invoice.status != was
-    # The workflow audits the step back to draft; the editor says it happened.
-    back_to_draft = STATUSES.get(was, was) if changed and invoice.status == "draft" else None
+    if was != invoice.status and invoice.status == "draft":
+        return STATUSES.get(was, was)
+    return None
+
+
+def _flash_back_to_draft(invoice: Invoice, was: str | None) -> None:
+    if was:
+        flash(
+            f"Your edit sent {invoice.number} back to draft (it was {was.lower()}): "
+            "submit it again when it is ready.",
+            "warning",
+        )
+
+
+def _after_edit(invoice: Invoice, template: str, **ctx):
+    changed = invoice.status != getattr(invoice, "status_when_loaded", invoice.status)
+    back_to_draft = _went_back_to_draft(invoice)
     if _is_fragment():
         # Rendered from the flushed state before the commit, so nothing is reloaded;
         # if the commit fails, the error handler rolls back and nothing is shown as saved.
@@ -184,12 +200,7 @@ def _after_edit(invoice: Invoice, template: str, **ctx):
         # The timeline and the status heading refresh themselves on this event.
         return body, 200, {"HX-Trigger": "invoice-changed"}
     db.session.commit()
-    if back_to_draft:
-        flash(
-            f"Your edit sent {invoice.number} back to draft (it was {back_to_draft.lower()}): "
-            "submit it again when it is ready.",
-            "warning",
-        )
+    _flash_back_to_draft(invoice, back_to_draft)
     return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
 
 
@@ -336,6 +347,7 @@ def reapply(invoice_id: int):
             + (", keeping your manual edits." if keep else ", replacing manual edits."),
             "success",
         )
+        _flash_back_to_draft(invoice, _went_back_to_draft(invoice))
     except (editing.EditConflict, editing.EditRefused, DraftRefused, PipedriveError) as exc:
         db.session.rollback()
         flash(str(exc), "error")

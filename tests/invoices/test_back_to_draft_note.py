@@ -57,3 +57,17 @@ def test_without_javascript_the_message_follows_the_redirect(app, client, login,
     form["csrf_token"] = token
     resp = client.post(f"{url}/lines/{line_id}", data=form, follow_redirects=True)
     assert "back to draft (it was approved)" in resp.get_data(as_text=True)
+
+
+def test_reapplying_the_deal_to_a_submitted_invoice_says_it_went_back(app, client, login, draft):
+    _submitted(app, draft["invoice_id"])
+    login(draft["finance"])
+    url = f"/invoices/{draft['invoice_id']}"
+    token = csrf_token(client, url)
+    with app.app_context():
+        version = db.session.get(Invoice, draft["invoice_id"]).version
+    resp = client.post(f"{url}/reapply", follow_redirects=True,
+                       data={"keep_manual": "1", "version": str(version), "csrf_token": token})
+    assert "back to draft (it was waiting for approval)" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Invoice, draft["invoice_id"]).status == "draft"
