@@ -216,7 +216,7 @@ def _line_fix(currency: str, ln: LineInput, ok: Callable[[Totals], bool], lines=
         parts.append("the quantity to " + _either(quantities, _plain))
     if not parts:
         return "Change its quantity or unit price."
-    return f"Change {' , or '.join(parts).replace(' , ', ', ')} on “{ln.description}”."
+    return f"Change {', or '.join(parts)} on “{ln.description}”."
 
 
 def _tax_problem(currency: str, group: TaxGroup, lines, discounts) -> str:
