@@ -160,8 +160,7 @@ def parse_decimal(
             as_decimal = f"{Decimal(integer + '.' + fraction).normalize():f}"
             raise ValueError(
                 f"“{raw}” could be {sign}{as_group} or {sign}{as_decimal}: type "
-                f"{sign}{as_group} for {as_group}, or {sign}{as_decimal.replace('.', ',')} "
-                f"(or {sign}{as_decimal}) for the decimal."
+                f"{sign}{as_group} or {sign}{as_decimal} to say which."
             )
     if spaced:
         if not _well_grouped(integer, " "):
