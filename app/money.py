@@ -69,33 +69,153 @@ def round_major(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
 
 
-def parse_amount(text: str, currency: str, *, allow_negative: bool = False) -> Decimal:
-    """Parse what a person typed ("12,000.50", "1200") as an exact amount.
+# What people type: digits, at most one decimal separator ("." or ","), and optional
+# thousands grouping ("," "." spaces or apostrophes) in well-formed groups of three.
+_GROUPING_SPACES = " \u00a0\u202f\u2009'\u2019"
+_MINUS = "-\u2212"
+_EXAMPLE = "Enter a number such as 1200.50 or 1200,50."
+
+
+def _well_grouped(integer: str, sep: str) -> bool:
+    groups = integer.split(sep)
+    return (
+        1 <= len(groups[0]) <= 3
+        and all(g.isdigit() for g in groups)
+        and all(len(g) == 3 for g in groups[1:])
+    )
+
+
+def parse_decimal(
+    text: str | None, *, unchanged: Decimal | None = None, example: str = _EXAMPLE
+) -> Decimal:
+    """Read a number as a person typed it, in either decimal convention, exactly.
+
+    The one rule for every amount, quantity, rate and discount field:
+
+    - "1.5" and "1,5" are both one and a half: a lone "." or "," is the decimal
+      separator, unless it is followed by exactly three digits and preceded by one
+      to three digits (not "0"): "1,500" and "1.500" could be fifteen hundred or one
+      and a half, so they are refused with a message giving both readings;
+    - with both "." and ",", the last one is the decimal separator and the other
+      groups thousands: "12,000.50" and "12.000,50" are the same number;
+    - spaces and apostrophes only group thousands: "12 000,50", "1'200.5";
+    - groups must be three digits ("1,23,4" is refused), a separator that appears
+      twice groups thousands ("1,200,000"), and nothing else is accepted (no
+      exponent such as "1e3", no letters, no currency signs).
+
+    `example`: what to say when the text is no number at all (the field's own example).
+    `unchanged`: the field's stored value. A form re-sends fields the user did not
+    touch as the editor rendered them ("1.125"); that exact text means this value
+    even when it would be ambiguous typed afresh.
 
     Raises ValueError with a sentence fit to show next to the field.
     """
-    cleaned = (text or "").strip().replace(",", "").replace("\u00a0", "").replace(" ", "")
-    if not cleaned:
+    raw = (text or "").strip()
+    if not raw:
+        raise ValueError(example)
+    if unchanged is not None:
+        from app.web.layout import plain_number  # how the editor renders stored values
+
+        if raw == plain_number(unchanged):
+            return unchanged
+    sign = ""
+    body = raw
+    if body[0] in _MINUS or body[0] == "+":
+        sign = "-" if body[0] in _MINUS else ""
+        body = body[1:].lstrip()
+    spaced = any(c in _GROUPING_SPACES for c in body)
+    for c in _GROUPING_SPACES:
+        body = body.replace(c, " ")
+    if not body or any(not (c.isdigit() or c in ".,  ") for c in body) or not body.isascii():
+        raise ValueError(example)
+    marks = [c for c in body if c in ".,"]
+    integer, fraction = body, ""
+    if marks:
+        last = body.rfind(marks[-1])
+        decimal_mark = marks[-1]
+        group_mark = None
+        if len(set(marks)) == 2:
+            group_mark = "." if decimal_mark == "," else ","
+        elif len(marks) > 1:
+            group_mark, decimal_mark = marks[0], None  # "1,200,000": grouping only
+        if decimal_mark is not None and marks.count(decimal_mark) > 1:
+            raise ValueError(_grouping_message(raw))
+        if decimal_mark is not None:
+            integer, fraction = body[:last], body[last + 1 :]
+            if not fraction.isdigit():
+                raise ValueError(example)
+        if group_mark is not None:
+            if spaced:
+                raise ValueError(_grouping_message(raw))
+            if not _well_grouped(integer, group_mark):
+                raise ValueError(_grouping_message(raw))
+            integer = integer.replace(group_mark, "")
+        elif (
+            decimal_mark is not None
+            and not spaced
+            and len(fraction) == 3
+            and integer.isdigit()
+            and 1 <= len(integer) <= 3
+            and integer != "0"
+        ):
+            as_group = int(integer + fraction)
+            as_decimal = f"{Decimal(integer + '.' + fraction).normalize():f}"
+            raise ValueError(
+                f"“{raw}” could be {sign}{as_group} or {sign}{as_decimal}: type "
+                f"{sign}{as_group} or {sign}{as_decimal} to say which."
+            )
+    if spaced:
+        if not _well_grouped(integer, " "):
+            raise ValueError(_grouping_message(raw))
+        integer = integer.replace(" ", "")
+    if integer == "" and fraction:
+        integer = "0"
+    if not integer.isdigit():
+        raise ValueError(example)
+    return Decimal(f"{sign}{integer}.{fraction}" if fraction else f"{sign}{integer}")
+
+
+def _grouping_message(raw: str) -> str:
+    return (
+        f"“{raw}” has its separators in the wrong places: group thousands in threes "
+        "(12,000.50 or 12.000,50) or leave them out (12000.50), with one decimal separator."
+    )
+
+
+def parse_amount(
+    text: str, currency: str, *, allow_negative: bool = False, unchanged: Decimal | None = None
+) -> Decimal:
+    """Parse what a person typed ("12,000.50", "1200,5", "1200") as an exact amount.
+
+    The separators follow `parse_decimal`'s rule; then the amount must fit the
+    currency (its decimals, and Stripe's steps of 10 minor units for three-decimal
+    currencies). Raises ValueError with a sentence fit to show next to the field.
+    """
+    if not (text or "").strip():
         raise ValueError("Enter an amount.")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError("Enter a number such as 1200.50.") from None
-    if not value.is_finite():
-        raise ValueError("Enter a number such as 1200.50.")
+    value = parse_decimal(text, unchanged=unchanged)
     if value < 0 and not allow_negative:
         raise ValueError("The amount cannot be negative.")
+    problem = misfit(value, currency)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def misfit(value: Decimal, currency: str) -> str | None:
+    """Why `value` is not an amount Stripe takes in `currency` (its decimals, its steps),
+    or None. The same words for what is typed and for what a currency change meets."""
     places = exponent(currency)
     digits_after_point = max(0, -value.normalize().as_tuple().exponent)
     if digits_after_point > places:
         if places == 0:
-            raise ValueError(f"{currency.upper()} has no decimals: enter a whole amount.")
-        raise ValueError(f"{currency.upper()} allows at most {places} decimals.")
+            return f"{currency.upper()} has no decimals: enter a whole amount."
+        return f"{currency.upper()} allows at most {places} decimals."
     if step(currency) > 1 and value.scaleb(places) % step(currency):
-        raise ValueError(
+        return (
             f"Stripe takes {currency.upper()} amounts in steps of 0.010: the last digit must be 0."
         )
-    return value
+    return None
 
 
 def format_money(amount: Decimal | None, currency: str | None) -> str:

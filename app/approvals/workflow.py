@@ -31,7 +31,7 @@ from app.audit.operations import record
 from app.auth.permissions import describe
 from app.extensions import db
 from app.invoices.models import EDITABLE, STATUSES, Invoice
-from app.invoices.validation import EMAIL_RE
+from app.invoices.validation import EMAIL_RE, submission_problems
 from app.money import format_money
 from app.types import utcnow
 
@@ -224,6 +224,10 @@ def refusal(
             return "Give a reason for the hold: it is shown to everyone who sees the invoice."
         if len(_clean_note(reason)) > MAX_NOTE:
             return f"Keep the reason under {MAX_NOTE} characters."
+    if action == "submit":
+        problems = submission_problems(invoice)
+        if problems:
+            return "It cannot be submitted yet: " + " ".join(problems)
     if action == "release" and not invoice.on_hold:
         return "This invoice is not on hold."
     if action == "reject":

@@ -13,6 +13,7 @@ from app.extensions import db
 from app.invoices.drafting import recompute
 from app.invoices.models import EDITABLE, Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.totals import MAX_STRIPE_LINES
+from app.invoices.validation import PLACEHOLDER_DESCRIPTION
 from app.types import utcnow
 
 LINE_EDIT_FIELDS = (
@@ -108,7 +109,7 @@ def add_line(invoice: Invoice, user, seen_version) -> InvoiceLine:
         raise EditRefused(f"Stripe takes at most {MAX_STRIPE_LINES} lines on one invoice.")
     line = InvoiceLine(
         position=len(invoice.lines),
-        description="New line",
+        description=PLACEHOLDER_DESCRIPTION,
         quantity=Decimal(1),
         unit_price=Decimal(0),
         tax_rate=Decimal(0),

@@ -13,8 +13,15 @@ from app.invoices import editing
 from app.invoices.drafting import DraftRefused, create_draft, drift, reapply_deal
 from app.invoices.models import COLLECTION_METHODS, STATUSES, Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.plan import build_plan
-from app.invoices.totals import for_invoice
-from app.invoices.validation import parse_billto, parse_discount, parse_line, parse_settings
+from app.invoices.totals import for_invoice, inputs
+from app.invoices.validation import (
+    blocking_problems,
+    currency_change_problem,
+    parse_billto,
+    parse_discount,
+    parse_line,
+    parse_settings,
+)
 from app.money import STRIPE_CURRENCIES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
@@ -131,6 +138,8 @@ def _editor_context(invoice: Invoice, *, full: bool = True, **extra) -> dict:
         currencies=sorted(STRIPE_CURRENCIES),
         methods=COLLECTION_METHODS,
         editable=invoice.status in editing.EDITABLE and current_user.can("invoices.edit"),
+        # What stops Submit, shown in the totals panel (the workflow refuses on the same list).
+        blocking=blocking_problems(totals, inputs(invoice)[0]),
         errors={},
         form=None,
     )
@@ -156,21 +165,42 @@ def _conflict_or_refused(invoice: Invoice, exc: Exception, template: str, **ctx)
     return render_template("invoices/show.html", **context), status
 
 
+def _went_back_to_draft(invoice: Invoice) -> str | None:
+    """The label of the status an edit sent back to draft (the workflow audits the step;
+    the editor says it happened), or None."""
+    was = getattr(invoice, "status_when_loaded", invoice.status)
+    if was != invoice.status and invoice.status == "draft":
+        return STATUSES.get(was, was)
+    return None
+
+
+def _flash_back_to_draft(invoice: Invoice, was: str | None) -> None:
+    if was:
+        flash(
+            f"Your edit sent {invoice.number} back to draft (it was {was.lower()}): "
+            "submit it again when it is ready.",
+            "warning",
+        )
+
+
 def _after_edit(invoice: Invoice, template: str, **ctx):
+    changed = invoice.status != getattr(invoice, "status_when_loaded", invoice.status)
+    back_to_draft = _went_back_to_draft(invoice)
     if _is_fragment():
         # Rendered from the flushed state before the commit, so nothing is reloaded;
         # if the commit fails, the error handler rolls back and nothing is shown as saved.
-        changed = invoice.status != getattr(invoice, "status_when_loaded", invoice.status)
         body = render_template(
             template,
             oob_totals=True,
             status_changed=changed,
+            back_to_draft=back_to_draft,
             **_editor_context(invoice, full=False, **ctx),
         )
         db.session.commit()
         # The timeline and the status heading refresh themselves on this event.
         return body, 200, {"HX-Trigger": "invoice-changed"}
     db.session.commit()
+    _flash_back_to_draft(invoice, back_to_draft)
     return redirect(url_for("invoices.show", invoice_id=invoice.id), 303)
 
 
@@ -179,7 +209,7 @@ def _after_edit(invoice: Invoice, template: str, **ctx):
 def update_line(invoice_id: int, line_id: int):
     invoice = _invoice(invoice_id)
     line = _line(invoice, line_id)
-    values, errors = parse_line(request.form, invoice.currency)
+    values, errors = parse_line(request.form, invoice.currency, line)
     if errors:
         ctx = _editor_context(invoice, line=line, errors=errors, form=request.form)
         if _is_fragment():
@@ -239,9 +269,10 @@ def move_line(invoice_id: int, line_id: int):
     return _after_edit(invoice, "invoices/_lines.html")
 
 
-def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, apply):
+def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, apply, **after):
     """One editor section's form (terms, bill-to, discounts): errors next to the fields
-    with what was typed kept (422), a conflict or refusal explained (409/422), or saved."""
+    with what was typed kept (422), a conflict or refusal explained (409/422), or saved.
+    `after`: extra context for the saved answer's templates."""
     template = f"invoices/_{section}.html"
     if errors:
         ctx = _editor_context(invoice, errors=errors, form=request.form)
@@ -251,7 +282,7 @@ def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, ap
         apply(invoice, values, current_user, _seen_version())
     except (editing.EditConflict, editing.EditRefused) as exc:
         return _conflict_or_refused(invoice, exc, template, form=request.form)
-    return _after_edit(invoice, template)
+    return _after_edit(invoice, template, **after)
 
 
 @bp.route("/invoices/<int:invoice_id>/settings", methods=["POST"])
@@ -259,7 +290,15 @@ def _section_edit(invoice: Invoice, section: str, values: dict, errors: dict, ap
 def update_settings(invoice_id: int):
     invoice = _invoice(invoice_id)
     values, errors = parse_settings(request.form, _today())
-    return _section_edit(invoice, "settings", values, errors, editing.update_settings)
+    if not errors:
+        problem = currency_change_problem(invoice, values["currency"])
+        if problem:
+            errors["currency"] = problem
+    # A new currency shows in the lines and discounts too: the answer re-renders them.
+    changed = not errors and values["currency"] != invoice.currency
+    return _section_edit(
+        invoice, "settings", values, errors, editing.update_settings, currency_changed=changed
+    )
 
 
 @bp.route("/invoices/<int:invoice_id>/billto", methods=["POST"])
@@ -308,6 +347,7 @@ def reapply(invoice_id: int):
             + (", keeping your manual edits." if keep else ", replacing manual edits."),
             "success",
         )
+        _flash_back_to_draft(invoice, _went_back_to_draft(invoice))
     except (editing.EditConflict, editing.EditRefused, DraftRefused, PipedriveError) as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -15,18 +15,47 @@ on what it receives is the arithmetic below, line for line:
   line = amount - round(amount x 100 / (100 + rate));
 - total = sum of line amounts + exclusive taxes; amount due = total.
 
+Collectible in its currency (the same checks Stripe makes, so the desk refuses an
+invoice before Stripe would): every line amount Stripe computes, every discount,
+the tax per rate, the total and the amount due are whole multiples of the
+currency's step (10 minor units for three-decimal currencies, 1 otherwise); the
+total is above Stripe's minimum charge and below its maximum. Each problem names
+the line or the tax rate and the nearest values that would pass.
+
 Everything is integer minor units inside; Decimal major units outside. No float.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.money import MAX_MINOR_UNITS, exponent, from_minor, plain_decimal, step
+from app.money import (
+    MAX_MINOR_UNITS,
+    exponent,
+    format_money,
+    from_minor,
+    misfit,
+    plain_decimal,
+    quantum,
+    step,
+)
 
 MAX_STRIPE_LINES = 250  # Stripe refuses more invoice items on one invoice
+# The search for the nearest valid values recomputes the invoice: only for the first few.
+MAX_SUGGESTIONS = 5
+# Stripe's minimum charge per currency, in minor units (docs.stripe.com/currencies#minimum-
+# and-maximum-charge-amounts); other currencies: the equivalent of USD 0.50, taken as 50.
+# Below it Stripe marks the invoice paid and moves the amount to the customer's balance:
+# nothing is collected. (The sandbox keeps its own copy: the desk never imports it.)
+MINIMUM_CHARGE = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50,
+    "CZK": 1500, "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50,
+    "JPY": 50, "MXN": 1000, "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200,
+    "SEK": 300, "SGD": 50, "THB": 1000,
+}
 
 
 def half_up(value: Decimal, unit: int = 1) -> int:
@@ -94,6 +123,8 @@ class Totals:
     total: int
     taxes: list[TaxGroup] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # The problems about one line, by its key: the editor shows them on that line too.
+    line_problems: dict = field(default_factory=dict)
 
     @property
     def amount_due(self) -> int:
@@ -130,7 +161,123 @@ def _group_key(rate: Decimal, behavior: str) -> tuple[Decimal, str]:
     return rate.normalize(), behavior
 
 
-def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput]) -> Totals:
+def _money(minor: int, currency: str) -> str:
+    return format_money(from_minor(minor, currency), currency)
+
+
+def _steps(currency: str) -> str:
+    return (
+        f"Stripe takes {currency} amounts only in steps of "
+        f"{format_money(from_minor(step(currency), currency), currency)}"
+    )
+
+
+def _search(ok: Callable[[Decimal], bool], start: Decimal, by: Decimal, *, limit: int = 400):
+    """The nearest values below and above `start` (in steps of `by`, above 0) where `ok`."""
+    below = above = None
+    for k in range(1, limit + 1):
+        if below is None and start - k * by > 0 and ok(start - k * by):
+            below = start - k * by
+        if above is None and ok(start + k * by):
+            above = start + k * by
+        if below is not None and above is not None:
+            break
+    return below, above
+
+
+def _either(values, show) -> str:
+    found = [show(v) for v in values if v is not None]
+    return " or ".join(found) if found else ""
+
+
+def _line_fix(currency: str, ln: LineInput, ok: Callable[[Totals], bool], lines=None,
+              discounts=(), limit: int = 400) -> str:
+    """'Change the unit price to … or …, or the quantity to … or ….' for one line: the
+    nearest values for which the whole invoice, recomputed, satisfies `ok`."""
+    lines = list(lines) if lines is not None else [ln]
+
+    def with_line(**change) -> Totals:
+        changed = [replace(x, **change) if x.key == ln.key else x for x in lines]
+        return compute(currency, changed, list(discounts), suggest=False)
+
+    price_step = quantum(currency) * step(currency)
+    prices = _search(lambda p: ok(with_line(unit_price=p)), ln.unit_price, price_step, limit=limit)
+    qty_step = Decimal(1).scaleb(min(0, ln.quantity.normalize().as_tuple().exponent))
+    quantities = _search(lambda q: ok(with_line(quantity=q)), ln.quantity, qty_step, limit=limit)
+    parts = []
+    if any(v is not None for v in prices):
+        parts.append(
+            "the unit price to " + _either(prices, lambda p: format_money(p, currency))
+        )
+    if qty_step < 1 and any(v is not None for v in quantities):
+        parts.append("the quantity to " + _either(quantities, plain_decimal))
+    if not parts:
+        return "Change its quantity or unit price."
+    return f"Change {', or '.join(parts)} on “{ln.description}”."
+
+
+def _tax_problem(currency: str, group: TaxGroup, lines, discounts) -> str:
+    how = "included" if group.behavior == "inclusive" else "added"
+    text = (
+        f"The {plain_decimal(group.rate)}% tax ({how}) comes to {_money(group.tax, currency)} as "
+        f"Stripe computes it (per line, rounded): {_steps(currency)}."
+    )
+    taxed = [
+        x for x in lines
+        if not x.excluded and _group_key(x.tax_rate, x.tax_behavior) == (group.rate, group.behavior)
+    ]
+    if not taxed:
+        return text + " Change the amounts taxed at this rate."
+    biggest = max(taxed, key=lambda x: x.unit_price * x.quantity)
+    unit = step(currency)
+
+    def ok(t: Totals) -> bool:
+        same = [g for g in t.taxes if (g.rate, g.behavior) == (group.rate, group.behavior)]
+        return biggest.key not in t.line_problems and all(g.tax % unit == 0 for g in same)
+
+    # The whole invoice is recomputed per candidate here: a shorter search.
+    return f"{text} {_line_fix(currency, biggest, ok, lines, discounts, limit=100)}"
+
+
+def _nearest_amounts(value: Decimal, currency: str) -> str:
+    by = quantum(currency) * step(currency)
+    down = (value / by).to_integral_value(rounding="ROUND_FLOOR") * by
+    options = [down, down + by] if down > 0 else [down + by]
+    return " or ".join(format_money(v, currency) for v in options)
+
+
+def misfits(currency: str, lines: list[LineInput], discounts: list[DiscountInput]):
+    """Every typed amount that is not an amount of `currency` (decimals it does not have,
+    off Stripe's steps): (line key or None, sentence naming it and the nearest amounts)."""
+    out = []
+
+    def check(key, what: str, value: Decimal | None) -> None:
+        problem = misfit(value, currency) if value is not None else None
+        if problem:
+            out.append((key, f"{what} is {plain_decimal(value)}: {problem} Nearest: "
+                             f"{_nearest_amounts(value, currency)}."))
+
+    for ln in lines:
+        if ln.excluded:
+            continue
+        check(ln.key, f"The unit price of “{ln.description}”", ln.unit_price)
+        if ln.discount_type == "amount":
+            check(ln.key, f"The discount on “{ln.description}”", ln.discount_value)
+    for disc in discounts:
+        if disc.type == "amount":
+            check(None, f"The discount “{disc.description}”", disc.value)
+    return out
+
+
+def compute(
+    currency: str,
+    lines: list[LineInput],
+    discounts: list[DiscountInput],
+    *,
+    suggest: bool = True,
+) -> Totals:
+    """`suggest=False`: only the numbers, and which lines are off the currency's steps
+    (the search for the nearest valid values calls this for every candidate)."""
     currency = currency.upper()
     # Three-decimal currencies: Stripe takes only amounts ending in 0, so the amounts
     # the desk sends (discounts) are rounded to that step and products must land on it.
@@ -138,6 +285,11 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
     push: list[PushLine] = []
     line_amounts: dict = {}
     problems: list[str] = []
+    line_problems: dict = {}
+    for key, text in misfits(currency, lines, discounts) if suggest else ():
+        problems.append(text)
+        if key is not None:
+            line_problems.setdefault(key, []).append(text)
     products = 0
 
     for ln in lines:
@@ -145,11 +297,21 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
             continue
         unit_minor = minor_decimal(ln.unit_price, currency)
         amount = half_up(unit_minor * ln.quantity)
-        if amount % unit:
-            problems.append(
-                f"“{ln.description}” comes to {from_minor(amount, currency)} {currency}: Stripe "
-                f"takes {currency} amounts in steps of 0.010; change the quantity or price."
+        if amount % unit and not suggest:
+            line_problems.setdefault(ln.key, [])  # the numbers only: no words needed
+        elif amount % unit:
+            text = (
+                f"“{ln.description}” comes to {_money(amount, currency)} (quantity × unit "
+                f"price, rounded as Stripe rounds it): {_steps(currency)}."
             )
+            if len(line_problems) < MAX_SUGGESTIONS:
+                text += " " + _line_fix(
+                    currency, ln, lambda t, key=ln.key: t.line_amounts[key][0] % unit == 0
+                )
+            else:
+                text += " Change its quantity or unit price."
+            problems.append(text)
+            line_problems.setdefault(ln.key, []).append(text)
         products += amount
         push.append(
             PushLine(
@@ -250,6 +412,22 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
     subtotal = sum(pl.amount for pl in push)
     total = subtotal + excl
     discount_sum = -sum(pl.amount for pl in push if pl.is_discount)
+    if unit > 1 and suggest:
+        for group in taxes.values():
+            if group.tax % unit:
+                text = _tax_problem(currency, group, lines, discounts)
+                problems.append(text)
+        if total % unit:
+            problems.append(
+                f"The total comes to {_money(total, currency)}: {_steps(currency)}; "
+                "it follows once the amounts above are fixed."
+            )
+    minimum = MINIMUM_CHARGE.get(currency, 50)
+    if 0 < total < minimum:
+        problems.append(
+            f"The total {_money(total, currency)} is below Stripe's minimum charge of "
+            f"{_money(minimum, currency)}: Stripe could not collect it."
+        )
     if total < 0:
         problems.append("The total is below zero: reduce the discounts.")
     if len(push) > MAX_STRIPE_LINES:
@@ -274,11 +452,17 @@ def compute(currency: str, lines: list[LineInput], discounts: list[DiscountInput
         total,
         list(taxes.values()),
         problems,
+        line_problems,
     )
 
 
 def for_invoice(invoice) -> Totals:
     """Totals of an ORM invoice (lines and invoice-level discounts)."""
+    return compute(invoice.currency, *inputs(invoice))
+
+
+def inputs(invoice) -> tuple[list[LineInput], list[DiscountInput]]:
+    """An ORM invoice's lines and invoice-level discounts, as `compute` takes them."""
     lines = [
         LineInput(
             ln.id or id(ln),
@@ -294,4 +478,4 @@ def for_invoice(invoice) -> Totals:
         for ln in invoice.lines
     ]
     discounts = [DiscountInput(d.description, d.type, d.value) for d in invoice.discounts]
-    return compute(invoice.currency, lines, discounts)
+    return lines, discounts

@@ -1,36 +1,40 @@
-"""Parse and check what finance types into the editor.
+"""Parse and check what finance types into the editor, and what submission needs.
 
 Each parser returns (values, errors): errors map a field name to a sentence fit
-to show next to that field. Nothing here touches the database.
+to show next to that field. Every number goes through `app.money.parse_decimal`
+(one rule for "1.5", "1,5", "12.000,50" and the refused ambiguous "1,500").
+`submission_problems` is the one list of reasons an invoice cannot be submitted
+(it reads the invoice it is given; nothing here queries or writes the database).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from app.invoices.models import COLLECTION_METHODS, DISCOUNT_TYPES, TAX_BEHAVIORS
-from app.money import MAX_MINOR_UNITS, STRIPE_CURRENCIES, exponent, parse_amount
+from app.invoices.totals import DiscountInput, LineInput, Totals, compute, inputs, misfits
+from app.money import MAX_MINOR_UNITS, STRIPE_CURRENCIES, exponent, parse_amount, parse_decimal
 
+# What "Add a line" puts in: a line still reading this at a price of 0 was never filled in.
+PLACEHOLDER_DESCRIPTION = "New line"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 MAX_QUANTITY = Decimal("1000000")
-
-
-def _decimal(text: str) -> Decimal:
-    cleaned = (text or "").strip().replace(",", "").replace(" ", "")
-    value = Decimal(cleaned)
-    if not value.is_finite():
-        raise InvalidOperation
-    return value
+PERCENT_EXAMPLE = "Enter a percentage such as 10 or 12.5 (or 12,5)."
 
 
 def _places(value: Decimal) -> int:
     return max(0, -value.normalize().as_tuple().exponent)
 
 
-def parse_line(form, currency: str) -> tuple[dict, dict]:
+def _stored(line, name: str):
+    return getattr(line, name, None) if line is not None else None
+
+
+def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
+    """A line's fields. `line`: the stored line, so fields re-sent untouched keep their value."""
     values: dict = {}
     errors: dict = {}
     desc = (form.get("description") or "").strip()
@@ -41,7 +45,8 @@ def parse_line(form, currency: str) -> tuple[dict, dict]:
     values["description"] = desc
 
     try:
-        qty = _decimal(form.get("quantity"))
+        qty = parse_decimal(form.get("quantity"), unchanged=_stored(line, "quantity"),
+                            example="Enter a number such as 2 or 1.5 (or 1,5).")
         if qty <= 0:
             errors["quantity"] = "The quantity must be more than 0."
         elif qty > MAX_QUANTITY:
@@ -49,11 +54,13 @@ def parse_line(form, currency: str) -> tuple[dict, dict]:
         elif _places(qty) > 12:
             errors["quantity"] = "At most 12 decimals."
         values["quantity"] = qty
-    except (InvalidOperation, ValueError):
-        errors["quantity"] = "Enter a number such as 2 or 1.5."
+    except ValueError as exc:
+        errors["quantity"] = str(exc)
 
     try:
-        price = parse_amount(form.get("unit_price"), currency)
+        price = parse_amount(
+            form.get("unit_price"), currency, unchanged=_stored(line, "unit_price")
+        )
         if price.scaleb(exponent(currency)) > MAX_MINOR_UNITS:
             errors["unit_price"] = "Above Stripe's limit for one amount."
         values["unit_price"] = price
@@ -67,18 +74,17 @@ def parse_line(form, currency: str) -> tuple[dict, dict]:
     values["discount_type"] = dtype or None
     values["discount_value"] = None
     if dtype and raw_discount:
+        stored = _stored(line, "discount_value")
         try:
             if dtype == "percentage":
-                pct = _decimal(raw_discount)
+                pct = parse_decimal(raw_discount, unchanged=stored, example=PERCENT_EXAMPLE)
                 if pct < 0 or pct > 100:
                     errors["discount_value"] = "A percentage between 0 and 100."
                 values["discount_value"] = pct
             else:
-                values["discount_value"] = parse_amount(raw_discount, currency)
-        except (InvalidOperation, ValueError) as exc:
-            errors["discount_value"] = (
-                str(exc) if isinstance(exc, ValueError) and str(exc) else ("Enter a number.")
-            )
+                values["discount_value"] = parse_amount(raw_discount, currency, unchanged=stored)
+        except ValueError as exc:
+            errors["discount_value"] = str(exc)
     elif not dtype:
         values["discount_type"] = None
 
@@ -86,18 +92,25 @@ def parse_line(form, currency: str) -> tuple[dict, dict]:
     if behavior not in TAX_BEHAVIORS:
         errors["tax_behavior"] = "Choose exclusive, inclusive or no tax."
     values["tax_behavior"] = behavior
-    raw_rate = (form.get("tax_rate") or "0").strip() or "0"
+    raw_rate = (form.get("tax_rate") or "").strip() or "0"
     try:
-        rate = _decimal(raw_rate)
+        rate = parse_decimal(raw_rate, unchanged=_stored(line, "tax_rate"),
+                             example="Enter a percentage such as 19 or 7.5 (or 7,5).")
         if rate < 0 or rate > 100:
             errors["tax_rate"] = "Tax is a percentage between 0 and 100."
         elif _places(rate) > 4:
             errors["tax_rate"] = "At most 4 decimals."
         elif behavior != "none" and rate == 0:
             errors["tax_rate"] = "Enter the rate, or choose “no tax”."
+        elif behavior == "none" and rate != 0:
+            # Never drop a typed rate silently: the line says "no tax", so ask which.
+            errors["tax_rate"] = (
+                f"This line is set to “no tax”, so {raw_rate}% would not be applied: "
+                "choose “+ tax” or “incl.” to apply it, or clear the rate."
+            )
         values["tax_rate"] = rate if behavior != "none" else Decimal(0)
-    except (InvalidOperation, ValueError):
-        errors["tax_rate"] = "Enter a percentage such as 19 or 7.5."
+    except ValueError as exc:
+        errors["tax_rate"] = str(exc)
     return values, errors
 
 
@@ -207,7 +220,7 @@ def parse_discount(form, currency: str) -> tuple[dict, dict]:
     raw = (form.get("value") or "").strip()
     try:
         if dtype == "percentage":
-            pct = _decimal(raw)
+            pct = parse_decimal(raw, example=PERCENT_EXAMPLE)
             if pct <= 0 or pct > 100:
                 errors["value"] = "A percentage above 0 and at most 100."
             values["value"] = pct
@@ -216,8 +229,70 @@ def parse_discount(form, currency: str) -> tuple[dict, dict]:
             if amount <= 0:
                 errors["value"] = "The amount must be more than 0."
             values["value"] = amount
-    except (InvalidOperation, ValueError) as exc:
-        errors["value"] = (
-            str(exc) if isinstance(exc, ValueError) and str(exc) else ("Enter a number.")
-        )
+    except ValueError as exc:
+        errors["value"] = str(exc)
     return values, errors
+
+
+def blocking_problems(totals: Totals, lines: list[LineInput]) -> list[str]:
+    """Why Stripe could not bill or collect these totals, or the invoice is not ready.
+
+    Pure (no database): the property test runs it on random invoices.
+    """
+    problems = list(totals.problems)
+    for ln in lines:
+        if (
+            not ln.excluded
+            and ln.unit_price == 0
+            and ln.description.strip() == PLACEHOLDER_DESCRIPTION
+        ):
+            problems.append(
+                f"“{PLACEHOLDER_DESCRIPTION}” is still the empty line added at 0: describe it "
+                "and give it a price, or remove it."
+            )
+    if totals.total == 0:
+        if not any(not ln.excluded for ln in lines):
+            problems.append(
+                "Every line is left out (recurring products are billed by their subscription): "
+                "there is nothing to bill. Add a line, or cancel the draft."
+            )
+        else:
+            problems.append("The total is 0: there is nothing to bill. Add a price, or cancel "
+                            "the draft.")
+    return problems
+
+
+def check_invoice(currency: str, lines: list[LineInput],
+                  discounts: list[DiscountInput]) -> tuple[Totals, list[str]]:
+    """Totals and everything that stops submission, for plain inputs."""
+    totals = compute(currency, lines, discounts)
+    return totals, blocking_problems(totals, lines)
+
+
+def submission_problems(invoice) -> list[str]:
+    """Everything that stops `invoice` from being submitted, in words fit for the editor.
+
+    The one list: a check added here is shown in the editor and refuses Submit.
+    """
+    lines, discounts = inputs(invoice)
+    return check_invoice(invoice.currency, lines, discounts)[1]
+
+
+def currency_change_problem(invoice, new_currency: str) -> str | None:
+    """Why the invoice's amounts cannot simply become `new_currency` amounts, or None.
+
+    Prices are never converted: the same numbers are read in the new currency. So
+    the change is refused while any of them is not an amount of that currency
+    (GBP 6500.5 does not become JPY 6,501), listing each with its nearest amounts,
+    exactly as typing that amount in the new currency would be refused.
+    """
+    if not new_currency or new_currency == invoice.currency:
+        return None
+    found = misfits(new_currency, *inputs(invoice))
+    if not found:
+        return None
+    return (
+        f"Not changed to {new_currency}: prices are not converted, and these amounts are not "
+        f"{new_currency} amounts. " + " ".join(text for _key, text in found)
+        + f" Change them first, or keep {invoice.currency}."
+    )

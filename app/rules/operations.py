@@ -7,7 +7,7 @@ message per form field, before anything is changed.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -15,7 +15,7 @@ from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import BillingRule, PdPipeline, PdProduct, PdStage
 from app.intake.sync import recompute_ready, refresh_metadata, set_rule
-from app.money import STRIPE_CURRENCIES
+from app.money import STRIPE_CURRENCIES, parse_decimal
 from app.rules.models import (
     COLLECTION_METHODS,
     TAX_METHODS,
@@ -156,15 +156,11 @@ def save_defaults(currency: str | None, days: str | None, method: str | None, us
 
 
 def parse_percent(raw: str | None) -> Decimal:
-    text = (raw or "").strip().rstrip("%").strip().replace(",", ".")
+    text = (raw or "").strip().rstrip("%").strip()
     if not text:
         raise ValueError("Enter Pipedrive's tax percentage, e.g. 19.")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError("Enter the percentage as a number, e.g. 19 or 7.7.") from None
-    if not value.is_finite():
-        raise ValueError("Enter the percentage as a number, e.g. 19 or 7.7.")
+    # The desk's one rule for numbers: 7.7 or 7,7; an ambiguous 1,500 is refused.
+    value = parse_decimal(text, example="Enter the percentage as a number, e.g. 19 or 7.7.")
     if value < 0 or value > 100:
         raise ValueError("A tax percentage is between 0 and 100.")
     if value != value.quantize(Decimal("0.0001")):

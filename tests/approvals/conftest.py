@@ -12,7 +12,7 @@ from app.extensions import db
 def new_invoice(**kw):
     """An uncommitted invoice (needs an app context); defaults: an EUR 1,000.00 draft
     emailed to ap@acme.example."""
-    from app.invoices.models import Invoice
+    from app.invoices.models import Invoice, InvoiceLine
 
     values = {
         "deal_id": 9001, "currency": "EUR", "status": "draft", "customer_name": "Acme GmbH",
@@ -20,6 +20,11 @@ def new_invoice(**kw):
         "subtotal": Decimal("1000.00"), "total": Decimal("1000.00"),
     }
     values.update(kw)
+    if "lines" not in values:
+        # Submission needs something Stripe can bill: one line worth the total.
+        values["lines"] = [InvoiceLine(
+            position=0, description="Consulting", quantity=Decimal(1),
+            unit_price=Decimal(values["total"]), tax_rate=Decimal(0), tax_behavior="none")]
     invoice = Invoice(**values)
     db.session.add(invoice)
     db.session.flush()

@@ -272,15 +272,15 @@ def test_policy_page_switches_four_eyes_and_sets_thresholds(app, client, make_us
     resp = _post(client, "/admin/approvals/four-eyes", {})  # checkbox unticked
     assert resp.status_code == 303
     assert "Now off." in client.get("/admin/approvals/").get_data(as_text=True)
-    resp = _post(client, "/admin/approvals/thresholds", {"currency": "usd", "amount": "12.345"})
+    resp = _post(client, "/admin/approvals/thresholds", {"currency": "usd", "amount": "12.3456"})
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400
     assert 'id="threshold-amount-error">USD allows at most 2 decimals.' in html
-    assert 'value="12.345"' in html  # what was typed stays
+    assert 'value="12.3456"' in html  # what was typed stays
     resp = _post(client, "/admin/approvals/thresholds", {"currency": "ABC", "amount": "10"})
     assert resp.status_code == 400 and 'id="threshold-currency-error"' in resp.get_data(
         as_text=True)
-    resp = _post(client, "/admin/approvals/thresholds", {"currency": "usd", "amount": "75,000"})
+    resp = _post(client, "/admin/approvals/thresholds", {"currency": "usd", "amount": "75,000.00"})
     assert resp.status_code == 303
     html = client.get("/admin/approvals/").get_data(as_text=True)
     assert "USD 75,000.00" in html and "only an admin may approve" in html

@@ -174,7 +174,7 @@ def test_four_eyes_applies_to_admins_too_and_can_be_switched_off(app, ctx, make_
 def test_above_the_threshold_only_an_admin_may_approve(app, ctx, make_user):
     admin, approver = user(make_user("admin")), user(make_user("approver"))
     preparer = user(make_user("finance"))
-    policy_ops.set_threshold("eur", "50,000", admin)
+    policy_ops.set_threshold("eur", "50,000.00", admin)
     big = new_invoice(status="submitted", total=Decimal("60000.00"),
                       updated_by_id=preparer.id, submitted_by_id=preparer.id)
     with pytest.raises(TransitionRefused) as refused:
@@ -204,9 +204,11 @@ def test_threshold_input_is_validated(app, ctx, make_user):
         ("EUR", "lots", "amount", "Enter a number"),
         ("EUR", "0", "amount", "more than zero"),
         ("EUR", "-5", "amount", "cannot be negative"),
-        ("EUR", "10.123", "amount", "at most 2 decimals"),
+        ("EUR", "10.1234", "amount", "at most 2 decimals"),
+        ("EUR", "10.123", "amount", "could be 10123 or 10.123"),
         ("JPY", "10.5", "amount", "no decimals"),
-        ("EUR", "1e20", "amount", "too large"),
+        ("EUR", "1e20", "amount", "Enter a number such as"),
+        ("EUR", "100000000000000000000", "amount", "too large"),
     ]
     for currency, amount, field, words in cases:
         with pytest.raises(policy_ops.PolicyInputError) as bad:

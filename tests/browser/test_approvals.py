@@ -15,10 +15,14 @@ pytestmark = pytest.mark.browser
 
 def _invoice(app, **kw) -> int:
     from app.extensions import db
-    from app.invoices.models import Invoice
+    from app.invoices.models import Invoice, InvoiceLine
 
     with app.app_context():
-        invoice = Invoice(deal_id=9001, currency="EUR", status="draft",
+        # One line worth the total: submission refuses an invoice with nothing to bill.
+        line = InvoiceLine(position=0, description="Consulting", quantity=Decimal(1),
+                           unit_price=Decimal("1200.00"), tax_rate=Decimal(0),
+                           tax_behavior="none")
+        invoice = Invoice(deal_id=9001, currency="EUR", status="draft", lines=[line],
                           billing_email="ap@acme.example",
                           subtotal=Decimal("1200.00"), total=Decimal("1200.00"), **kw)
         db.session.add(invoice)

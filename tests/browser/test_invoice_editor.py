@@ -37,16 +37,24 @@ def test_edit_price_and_quantity_totals_follow_invalid_price_explained(page, dra
     _shot(page, "editor")
     good_total = total.inner_text()
     row = page.locator("#invoice-lines tbody tr.line").first
-    row.get_by_label("Unit price").fill("12.345")
+    row.get_by_label("Unit price").fill("12.3456")
     row.get_by_label("Unit price").press("Tab")
     row = page.locator("#invoice-lines tbody tr.line").first
     expect(row).to_contain_text("EUR allows at most 2 decimals.")
-    expect(row.get_by_label("Unit price")).to_have_value("12.345")  # nothing typed is lost
+    expect(row.get_by_label("Unit price")).to_have_value("12.3456")  # nothing typed is lost
+    expect(row.get_by_label("Quantity")).to_have_value("3")
+    expect(total).to_have_text(good_total)  # nothing invalid was saved
+    # An ambiguous separator is refused with both readings, never guessed.
+    row.get_by_label("Unit price").fill("1,500")
+    row.get_by_label("Unit price").press("Tab")
+    row = page.locator("#invoice-lines tbody tr.line").first
+    expect(row).to_contain_text("could be 1500 or 1.5")
+    expect(row.get_by_label("Unit price")).to_have_value("1,500")
     expect(row.get_by_label("Quantity")).to_have_value("3")
     expect(total).to_have_text(good_total)  # nothing invalid was saved
     _shot(page, "editor-invalid")
-    # Fix it: the error goes away and the totals follow.
-    row.get_by_label("Unit price").fill("12.34")
+    # Fix it (a decimal comma is a decimal): the error goes away and the totals follow.
+    row.get_by_label("Unit price").fill("12,34")
     row.get_by_label("Unit price").press("Tab")
     expect(page.locator("#invoice-lines tbody tr.line").first).not_to_contain_text("at most 2")
     expect(

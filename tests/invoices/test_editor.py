@@ -23,11 +23,11 @@ def _line_form(app, invoice_id, line_id, **changes):
         ln = next(x for x in inv.lines if x.id == line_id)
         form = {
             "description": ln.description,
-            "quantity": str(ln.quantity.normalize()),
-            "unit_price": str(ln.unit_price.normalize()),
+            "quantity": f"{ln.quantity.normalize():f}",
+            "unit_price": f"{ln.unit_price.normalize():f}",
             "discount_type": ln.discount_type or "",
-            "discount_value": str(ln.discount_value.normalize()) if ln.discount_value else "",
-            "tax_rate": str(ln.tax_rate.normalize()),
+            "discount_value": f"{ln.discount_value.normalize():f}" if ln.discount_value else "",
+            "tax_rate": f"{ln.tax_rate.normalize():f}",
             "tax_behavior": ln.tax_behavior,
             "current_version": str(inv.version),
         }
@@ -80,7 +80,7 @@ def test_invalid_price_is_explained_next_to_the_field_and_kept(app, client, logi
     login(draft["finance"])
     token = csrf_token(client, f"/invoices/{draft['invoice_id']}")
     line_id = _line_ids(app, draft["invoice_id"])[0]
-    form = _line_form(app, draft["invoice_id"], line_id, unit_price="12.345", quantity="-1")
+    form = _line_form(app, draft["invoice_id"], line_id, unit_price="12.3456", quantity="-1")
     resp = client.post(
         f"/invoices/{draft['invoice_id']}/lines/{line_id}",
         data=form,
@@ -90,7 +90,7 @@ def test_invalid_price_is_explained_next_to_the_field_and_kept(app, client, logi
     assert resp.status_code == 422
     assert "EUR allows at most 2 decimals." in html
     assert "The quantity must be more than 0." in html
-    assert 'value="12.345"' in html and 'value="-1"' in html  # what was typed is kept
+    assert 'value="12.3456"' in html and 'value="-1"' in html  # what was typed is kept
     with app.app_context():
         assert db.session.get(Invoice, draft["invoice_id"]).version == draft["version"]
 
