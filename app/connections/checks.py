@@ -115,8 +115,8 @@ def is_production_api(api_base: str) -> bool:
 
 def check_stripe() -> CheckResult:
     try:
-        key = store.effective("STRIPE_SECRET_KEY")
-        api_base = (store.effective("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/")
+        key = store.credential("STRIPE_SECRET_KEY")
+        api_base = store.destination("STRIPE_SECRET_KEY").rstrip("/")
     except store.SecretUnreadable as exc:
         return CheckResult(False, str(exc) + ".")
     if not key:
