@@ -186,6 +186,15 @@ def _register_intake() -> None:
 _register_intake()
 
 
+def _register_users() -> None:
+    from app.users.cli import unlock_command
+
+    desk.add_command(unlock_command)
+
+
+_register_users()
+
+
 def _register_scheduler() -> None:
     from app.jobs.scheduler import scheduler_command
 
