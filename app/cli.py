@@ -94,7 +94,8 @@ def audit_verify():
     if report.ok:
         click.echo(f"audit chain intact: {report.checked} entries checked")
     else:
-        click.echo(f"audit chain BROKEN at entry {report.broken_at}: {report.problem}", err=True)
+        where = f" at entry {report.broken_at}" if report.broken_at else ""
+        click.echo(f"audit chain BROKEN{where}: {report.problem}", err=True)
         sys.exit(1)
 
 

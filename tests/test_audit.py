@@ -242,3 +242,83 @@ def test_show_value_rules():
     assert show_value({"a": 1, "b": ["x", "y"]}) == "a: 1\nb: x, y"
     assert show_value([{"name": "PO", "value": "7"}, {"name": "CC", "value": "9"}]) == (
         "name: PO, value: 7; name: CC, value: 9")
+
+
+# --- issue 15 defect 13: deleting the newest entries is detected ---------------------
+
+
+def _ids(app):
+    with app.app_context():
+        return db.session.execute(select(AuditEntry.id).order_by(AuditEntry.id)).scalars().all()
+
+
+def _delete_newest(app, n):
+    ids = _ids(app)
+    with app.app_context():
+        db.session.execute(text("DELETE FROM audit_entry WHERE id >= :i"), {"i": ids[-n]})
+        db.session.commit()
+    return ids
+
+
+def test_deleting_the_newest_entries_is_detected(app):
+    _entries(app, 5)
+    ids = _delete_newest(app, 2)
+    with app.app_context():
+        report = verify_chain()
+    assert not report.ok and report.checked == 3
+    assert "newest entries were deleted" in report.problem
+    assert f"entry {ids[-1]} was written" in report.problem and "2 of 5 missing" in report.problem
+    result = app.test_cli_runner().invoke(args=["desk", "audit", "verify"])
+    assert result.exit_code == 1 and "BROKEN: the newest entries were deleted" in result.output
+
+
+def test_new_entries_after_a_deletion_do_not_hide_it(app):
+    _entries(app, 5)
+    ids = _delete_newest(app, 1)
+    _entries(app, 3)  # the desk goes on writing
+    with app.app_context():
+        report = verify_chain()
+    assert not report.ok and "entries were deleted" in report.problem
+    assert f"the chain head had entry {ids[-1]}" in report.problem
+
+
+def test_a_head_rewritten_in_the_database_is_refused(app):
+    _entries(app, 5)
+    ids = _delete_newest(app, 2)
+    with app.app_context():
+        last_hash = db.session.execute(
+            select(AuditEntry.entry_hash).where(AuditEntry.id == ids[2])
+        ).scalar_one()
+        # Someone with database access makes the head fit the shortened log.
+        db.session.execute(
+            text("UPDATE audit_head SET last_id = :i, last_hash = :h, entry_count = 3"),
+            {"i": ids[2], "h": last_hash},
+        )
+        db.session.commit()
+        report = verify_chain()
+    assert not report.ok and "signature does not match" in report.problem
+    _entries(app, 1)  # the next entry does not launder it
+    with app.app_context():
+        report = verify_chain()
+    assert not report.ok and "signature did not match" in report.problem
+
+
+def test_a_deleted_head_is_detected(app):
+    _entries(app, 3)
+    _delete_newest(app, 1)
+    with app.app_context():
+        db.session.execute(text("DELETE FROM audit_head"))
+        db.session.commit()
+        assert "chain head is missing" in verify_chain().problem
+    _entries(app, 1)
+    with app.app_context():
+        assert "chain head was missing" in verify_chain().problem
+
+
+def test_an_intact_log_with_its_head_verifies(app):
+    with app.app_context():
+        assert verify_chain().ok  # empty log, no head yet
+    _entries(app, 4)
+    with app.app_context():
+        report = verify_chain(batch=3)
+    assert report.ok and report.checked == 4

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 
-from flask import g, has_request_context
+from flask import current_app, g, has_request_context
 from flask_login import current_user
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
-from app.audit.models import AuditEntry
+from app.audit.models import AuditEntry, AuditHead
 from app.extensions import db
 from app.types import json_safe, utcnow
 
@@ -53,6 +54,54 @@ def _digest(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+HEAD_ID = 1
+
+
+def head_mac(last_id: int, last_hash: str, count: int, problem: str | None,
+             key: str | None = None) -> str:
+    """The chain head's signature: HMAC-SHA256 under SECRET_KEY (not in the database)."""
+    key = key or current_app.config["SECRET_KEY"]
+    message = f"audit-head|{last_id}|{last_hash}|{count}|{problem or ''}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _head_signed(head: AuditHead) -> bool:
+    expected = head_mac(head.last_id, head.last_hash, head.entry_count, head.problem)
+    return hmac.compare_digest(expected, head.mac or "")
+
+
+def _advance_head(entry: AuditEntry, prev: tuple[int, str] | None) -> None:
+    """Move the signed chain head to `entry`, in the caller's transaction (the
+    chain lock is held). A head that does not fit the table any more (deleted,
+    edited, or entries after it deleted) is not silently repaired: what was
+    found is kept in `problem`, signed, until someone looks (verify reports it)."""
+    session = db.session
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == HEAD_ID).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    prev_id, prev_hash = prev if prev is not None else (0, GENESIS)
+    problem = None
+    if head is None:
+        head = AuditHead(id=HEAD_ID, problem=None)
+        head.entry_count = session.execute(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.id < entry.id)
+        ).scalar_one()
+        session.add(head)
+        if prev is not None:
+            problem = f"the chain head was missing when entry {entry.id} was written"
+    elif not _head_signed(head):
+        problem = (f"the chain head's signature did not match when entry {entry.id} was "
+                   "written (edited in the database, or SECRET_KEY changed)")
+    elif (head.last_id, head.last_hash) != (prev_id, prev_hash):
+        problem = (f"when entry {entry.id} was written the log ended at entry {prev_id}, "
+                   f"but the chain head had entry {head.last_id}: entries were deleted")
+    head.problem = head.problem or problem
+    head.last_id, head.last_hash = entry.id, entry.entry_hash
+    head.entry_count += 1
+    head.updated_at = utcnow()
+    head.mac = head_mac(head.last_id, head.last_hash, head.entry_count, head.problem)
+
+
 def record(
     action: str,
     object_type: str,
@@ -88,12 +137,13 @@ def record(
     # above does the same. Then chain to the entry just before.
     session.flush()
     prev = session.execute(
-        select(AuditEntry.entry_hash).where(AuditEntry.id < entry.id).order_by(
+        select(AuditEntry.id, AuditEntry.entry_hash).where(AuditEntry.id < entry.id).order_by(
             AuditEntry.id.desc()
         ).limit(1)
-    ).scalar_one_or_none()
-    entry.prev_hash = prev or GENESIS
+    ).one_or_none()
+    entry.prev_hash = prev[1] if prev is not None else GENESIS
     entry.entry_hash = _digest(entry.prev_hash, entry)
+    _advance_head(entry, tuple(prev) if prev is not None else None)
     session.flush()
     return entry
 
@@ -117,7 +167,9 @@ class ChainReport:
 
 
 def verify_chain(batch: int = 2000) -> ChainReport:
-    """Recompute every hash in id order; report the first entry that does not fit."""
+    """Recompute every hash in id order; report the first entry that does not fit;
+    then compare the end of the log with the signed chain head, which tells
+    whether the newest entries (or any, by the count) were deleted."""
     prev_hash = GENESIS
     checked = 0
     last_id = 0
@@ -126,7 +178,7 @@ def verify_chain(batch: int = 2000) -> ChainReport:
             select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
         ).scalars().all()
         if not rows:
-            return ChainReport(checked=checked, ok=True)
+            return _check_head(checked, last_id, prev_hash)
         for entry in rows:
             if entry.prev_hash != prev_hash:
                 return ChainReport(
@@ -141,3 +193,31 @@ def verify_chain(batch: int = 2000) -> ChainReport:
             checked += 1
             last_id = entry.id
         db.session.expire_all()
+
+
+def _check_head(checked: int, last_id: int, last_hash: str) -> ChainReport:
+    head = db.session.execute(
+        select(AuditHead).where(AuditHead.id == HEAD_ID).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if head is None:
+        if checked == 0:
+            return ChainReport(checked=0, ok=True)
+        return ChainReport(checked, False, None,
+                           "the chain head is missing: it was deleted in the database")
+    if not _head_signed(head):
+        return ChainReport(checked, False, None,
+                           "the chain head's signature does not match: it was edited in the "
+                           "database (or SECRET_KEY was changed since it was written)")
+    if head.problem:
+        return ChainReport(checked, False, None, head.problem)
+    if last_id < head.last_id or head.entry_count > checked:
+        missing = head.entry_count - checked
+        return ChainReport(
+            checked, False, None,
+            f"the newest entries were deleted: the log ends at entry {last_id or 'none'}, "
+            f"but entry {head.last_id} was written ({missing} of {head.entry_count} missing)",
+        )
+    if (last_id, last_hash) != (head.last_id, head.last_hash) or head.entry_count != checked:
+        return ChainReport(checked, False, None,
+                           "the log does not end where the chain head says it does")
+    return ChainReport(checked=checked, ok=True)
