@@ -414,3 +414,19 @@ def test_outside_the_sandbox_profile_only_the_vendors_hosts(app, client, admin, 
 
         with pytest.raises(StripeGatewayError):
             stripe_gateway()
+
+
+def test_test_connection_does_not_follow_a_redirect_with_the_token(app, client, admin, listener):
+    from werkzeug.utils import redirect as redirect_to
+
+    from app.sandbox.server import SandboxServer
+
+    hop = SandboxServer(lambda environ, start_response: redirect_to(
+        f"{listener.url}/v1/users/me", 302)(environ, start_response)).start()
+    try:
+        _save_pipedrive(client, base_url=hop.url, api_token=PD_TOKEN)
+        page = _test_button(client, "pipedrive").get_data(as_text=True)
+    finally:
+        hop.stop()
+    assert not listener.received(PD_TOKEN) and listener.seen == []
+    assert "Pipedrive answered HTTP 302" in page

@@ -31,7 +31,10 @@ class CheckResult:
 
 
 def _pipedrive_get_me(base: str, headers: dict) -> requests.Response:
-    return requests.get(f"{base}/v1/users/me", headers=headers, timeout=TIMEOUT)
+    # Never follow a redirect: requests would carry the x-api-token header to any host.
+    return requests.get(
+        f"{base}/v1/users/me", headers=headers, timeout=TIMEOUT, allow_redirects=False
+    )
 
 
 def check_pipedrive() -> CheckResult:
