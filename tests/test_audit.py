@@ -322,3 +322,55 @@ def test_an_intact_log_with_its_head_verifies(app):
     with app.app_context():
         report = verify_chain(batch=3)
     assert report.ok and report.checked == 4
+
+
+def test_a_database_put_back_to_an_older_copy_is_detected(app):
+    """The head row can be put back together with the log (an older copy of the
+    database, or a saved head row restored); the copy in the instance folder cannot."""
+    from app.audit.operations import read_head_file
+
+    _entries(app, 3)
+    with app.app_context():
+        old_head = db.session.execute(text("SELECT * FROM audit_head")).mappings().one()
+    _entries(app, 2)
+    with app.app_context():
+        assert read_head_file()["count"] == 5
+        assert verify_chain().ok
+        db.session.execute(text("DELETE FROM audit_entry WHERE id > :i"),
+                           {"i": old_head["last_id"]})
+        db.session.execute(
+            text("UPDATE audit_head SET last_id = :l, last_hash = :h, entry_count = :c, "
+                 "mac = :m"),
+            {"l": old_head["last_id"], "h": old_head["last_hash"],
+             "c": old_head["entry_count"], "m": old_head["mac"]},
+        )
+        db.session.commit()
+        report = verify_chain()
+    assert not report.ok and "database was put back to an older copy" in report.problem
+
+
+def test_a_rolled_back_savepoint_does_not_move_the_copy_ahead(app):
+    from app.audit.operations import read_head_file
+
+    _entries(app, 2)
+    with app.app_context():
+        with db.session.begin_nested():
+            record("thing.update", "thing", 1, None, {"v": "kept"})
+        savepoint = db.session.begin_nested()
+        record("thing.update", "thing", 1, None, {"v": "undone"})
+        savepoint.rollback()
+        db.session.commit()
+        assert read_head_file()["count"] == 3
+        assert verify_chain().ok
+
+
+def test_an_edited_copy_of_the_head_is_detected(app):
+    import json
+
+    from app.audit.operations import head_file
+
+    _entries(app, 2)
+    with app.app_context():
+        copy = json.loads(head_file().read_text())
+        head_file().write_text(json.dumps({**copy, "count": 1}))
+        assert "was edited" in verify_chain().problem

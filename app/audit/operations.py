@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_app_context, has_request_context
 from flask_login import current_user
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry, AuditHead
 from app.extensions import db
@@ -55,6 +60,10 @@ def _digest(prev_hash: str, entry: AuditEntry) -> str:
 
 
 HEAD_ID = 1
+HEAD_FILE = "audit_head.json"
+_PENDING = "audit_head_pending"
+_COMMITTING = "audit_head_committing"
+log = logging.getLogger("billing_desk.audit")
 
 
 def head_mac(last_id: int, last_hash: str, count: int, problem: str | None,
@@ -100,6 +109,76 @@ def _advance_head(entry: AuditEntry, prev: tuple[int, str] | None) -> None:
     head.entry_count += 1
     head.updated_at = utcnow()
     head.mac = head_mac(head.last_id, head.last_hash, head.entry_count, head.problem)
+    session.info[_PENDING] = True
+
+
+# -- the head's copy outside the database ---------------------------------------------
+# After each commit that wrote entries, the head is also written to
+# instance/audit_head.json (signed the same way, only ever moved forward). It may
+# lag behind the database (a crash between commit and write, another host), never
+# run ahead of it; so a log that ends before it was deleted at the end, or the
+# database was put back to an older copy, which the row alone cannot tell.
+
+
+def head_file() -> Path:
+    return Path(current_app.config["DESK_INSTANCE_PATH"]) / HEAD_FILE
+
+
+def read_head_file() -> dict | None:
+    try:
+        data = json.loads(head_file().read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"unreadable": True}
+    return data if isinstance(data, dict) else {"unreadable": True}
+
+
+def _write_head_file(last_id: int, last_hash: str, count: int) -> None:
+    path = head_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # writers in other processes wait here
+        current = read_head_file() or {}
+        if isinstance(current.get("count"), int) and current["count"] >= count:
+            return  # only ever forward
+        body = {"last_id": last_id, "last_hash": last_hash, "count": count,
+                "mac": head_mac(last_id, last_hash, count, None)}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, path)
+
+
+@event.listens_for(Session, "before_commit")
+def _head_as_committed(session: Session) -> None:
+    """Read the head as it is about to be committed (a savepoint rolled back since
+    record() ran is already undone here), for the copy written after the commit."""
+    if not session.info.pop(_PENDING, None):
+        return
+    session.flush()
+    row = session.execute(
+        select(AuditHead.last_id, AuditHead.last_hash, AuditHead.entry_count, AuditHead.problem)
+        .where(AuditHead.id == HEAD_ID)
+    ).one_or_none()
+    if row is not None and row.problem is None:
+        session.info[_COMMITTING] = (row.last_id, row.last_hash, row.entry_count)
+
+
+@event.listens_for(Session, "after_commit")
+def _head_to_file(session: Session) -> None:
+    pending = session.info.pop(_COMMITTING, None)
+    if pending is None or not has_app_context():
+        return
+    try:
+        _write_head_file(*pending)
+    except OSError as exc:  # the database is the record; the copy is a witness
+        log.warning("audit: the chain head could not be copied to %s: %s", HEAD_FILE, exc)
+
+
+@event.listens_for(Session, "after_rollback")
+def _head_forgotten(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_COMMITTING, None)
 
 
 def record(
@@ -220,4 +299,28 @@ def _check_head(checked: int, last_id: int, last_hash: str) -> ChainReport:
     if (last_id, last_hash) != (head.last_id, head.last_hash) or head.entry_count != checked:
         return ChainReport(checked, False, None,
                            "the log does not end where the chain head says it does")
+    return _check_head_file(checked, head)
+
+
+def _check_head_file(checked: int, head: AuditHead) -> ChainReport:
+    copy = read_head_file()
+    if copy is None:
+        return ChainReport(checked=checked, ok=True)
+    fields = ("last_id", "last_hash", "count", "mac")
+    if copy.get("unreadable") or not all(k in copy for k in fields) or not hmac.compare_digest(
+        head_mac(copy["last_id"], copy["last_hash"], copy["count"], None), str(copy["mac"])
+    ):
+        return ChainReport(checked, False, None,
+                           f"the copy of the chain head in the instance folder ({HEAD_FILE}) "
+                           "was edited (or SECRET_KEY was changed since it was written)")
+    kept = db.session.execute(
+        select(AuditEntry.entry_hash).where(AuditEntry.id == copy["last_id"])
+    ).scalar_one_or_none()
+    if copy["count"] > head.entry_count or (copy["last_id"] and kept != copy["last_hash"]):
+        return ChainReport(
+            checked, False, None,
+            f"the log is behind the copy of its head in the instance folder ({HEAD_FILE}: "
+            f"entry {copy['last_id']}, {copy['count']} entries): the newest entries were "
+            "deleted, or the database was put back to an older copy",
+        )
     return ChainReport(checked=checked, ok=True)
