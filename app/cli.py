@@ -128,6 +128,26 @@ def _config_line(name: str, desk_readable: bool) -> str:
     return f"{name} = {shown or '(not set)'}" + (f" [{label}]" if label else "")
 
 
+@audit_group.command("reseal")
+@click.confirmation_option(prompt="Sign the chain head afresh for the log as it is now?")
+@with_appcontext
+def audit_reseal():
+    """Sign the chain head afresh (after changing SECRET_KEY, or once a reported
+    head problem is understood); refused while the chain itself is broken."""
+    from app.audit.operations import reseal
+
+    _cli_actor()
+    try:
+        report = reseal()
+        if not report.ok:
+            db.session.rollback()
+            raise click.ClickException(f"entry {report.broken_at}: {report.problem}")
+        db.session.commit()
+    finally:
+        set_system_actor(None)
+    click.echo(f"audit chain head resealed: {report.checked} entries")
+
+
 @desk.command("config")
 @with_appcontext
 def show_config():

@@ -374,3 +374,25 @@ def test_an_edited_copy_of_the_head_is_detected(app):
         copy = json.loads(head_file().read_text())
         head_file().write_text(json.dumps({**copy, "count": 1}))
         assert "was edited" in verify_chain().problem
+
+
+def test_reseal_after_a_change_of_secret_key(app):
+    _entries(app, 3)
+    app.config["SECRET_KEY"] = "another-secret-key-" + "y" * 32
+    _entries(app, 1)
+    with app.app_context():
+        assert "signature did not match" in verify_chain().problem
+    result = app.test_cli_runner().invoke(args=["desk", "audit", "reseal", "--yes"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        report = verify_chain()
+        assert report.ok and report.checked == 5
+        assert db.session.execute(
+            select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(1)
+        ).scalar_one() == "audit.resealed"
+        # A broken chain is not resealed.
+        db.session.execute(text("UPDATE audit_entry SET object_id = 'x' WHERE id = "
+                                "(SELECT MIN(id) FROM audit_entry)"))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["desk", "audit", "reseal", "--yes"])
+    assert result.exit_code != 0 and "cannot be resealed" in result.output

@@ -274,6 +274,42 @@ def verify_chain(batch: int = 2000) -> ChainReport:
         db.session.expire_all()
 
 
+def reseal(batch: int = 2000) -> ChainReport:
+    """Sign the head afresh for the log as it is (after a change of SECRET_KEY, or
+    once the reason a head problem was reported is known). Refused while the
+    chain itself is broken. Audited; flushes, the caller commits."""
+    prev_hash, checked, last_id = GENESIS, 0, 0
+    while True:
+        rows = db.session.execute(
+            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
+        ).scalars().all()
+        if not rows:
+            break
+        for entry in rows:
+            if entry.prev_hash != prev_hash or _digest(prev_hash, entry) != entry.entry_hash:
+                return ChainReport(checked, False, entry.id,
+                                   "the chain itself is broken here; it cannot be resealed")
+            prev_hash, last_id = entry.entry_hash, entry.id
+            checked += 1
+    head = db.session.get(AuditHead, HEAD_ID)
+    before = None if head is None else {
+        "last_id": head.last_id, "entries": head.entry_count, "problem": head.problem}
+    if head is None:
+        head = AuditHead(id=HEAD_ID)
+        db.session.add(head)
+    head.last_id, head.last_hash, head.entry_count, head.problem = last_id, prev_hash, checked, None
+    head.mac = head_mac(last_id, prev_hash, checked, None)
+    head.updated_at = utcnow()
+    db.session.flush()
+    try:
+        head_file().unlink(missing_ok=True)  # the record below writes it afresh
+    except OSError as exc:
+        log.warning("audit: %s could not be replaced: %s", HEAD_FILE, exc)
+    record("audit.resealed", "audit_head", HEAD_ID, before,
+           {"last_id": last_id, "entries": checked})
+    return ChainReport(checked=checked + 1, ok=True)
+
+
 def _check_head(checked: int, last_id: int, last_hash: str) -> ChainReport:
     head = db.session.execute(
         select(AuditHead).where(AuditHead.id == HEAD_ID).execution_options(populate_existing=True)
