@@ -430,3 +430,13 @@ def test_test_connection_does_not_follow_a_redirect_with_the_token(app, client, 
         hop.stop()
     assert not listener.received(PD_TOKEN) and listener.seen == []
     assert "Pipedrive answered HTTP 302" in page
+
+
+def test_removing_the_only_pipedrive_address_is_allowed(app, client, admin):
+    _save_pipedrive(client, base_url="acme", api_token=PD_TOKEN)
+    resp = client.post("/admin/connections/PIPEDRIVE_BASE_URL/forget",
+                       data={"csrf_token": csrf_token(client, "/admin/connections/")})
+    assert resp.status_code == 303
+    with app.app_context():
+        assert store.effective("PIPEDRIVE_BASE_URL") is None  # the token goes nowhere
+        assert store.effective("PIPEDRIVE_API_TOKEN") == PD_TOKEN

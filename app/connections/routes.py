@@ -121,13 +121,16 @@ def _next_base(base_name: str, raw: str | None, normalise) -> str | None:
 
 
 def _moves(secret: str, new_base: str | None) -> bool:
-    """True when saving would send an existing `secret` to another address."""
+    """True when saving would send an existing `secret` to another address
+    (no address at all sends it nowhere)."""
+    if not new_base:
+        return False
     try:
         present = bool(store.effective(secret))
     except store.SecretUnreadable:
         present = True
     current = store.destination(secret)
-    return present and (current or "").rstrip("/") != (new_base or "")
+    return present and (current or "").rstrip("/") != new_base
 
 
 def _reenter(field, what: str) -> None:
