@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import secrets
 import sys
 
@@ -121,8 +122,10 @@ def _config_line(name: str, desk_readable: bool) -> str:
         value = current_app.config.get(name)
         shown = (store.mask(value) if secret else str(value)) if value else ""
         where = "environment" if value else None
-    if name == "STRIPE_API_BASE" and where is None:
-        shown, where = store.DEFAULT_BASES[name], "default"
+    default = store.DEFAULT_BASES.get(name)
+    if default and (where is None or (where == "environment" and shown == default
+                                      and not os.environ.get(name))):
+        shown, where = default, "default"
     label = {"desk": "saved in the desk", "environment": "from the environment",
              "default": "default"}.get(where or "")
     return f"{name} = {shown or '(not set)'}" + (f" [{label}]" if label else "")
