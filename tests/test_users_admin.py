@@ -331,6 +331,10 @@ def test_admin_unlocks_a_locked_account(app, client, admin, make_user):
     for _ in range(app.config["LOGIN_THROTTLE_LIMIT"]):
         other.post("/login", data={"email": user.email, "password": "not the password",
                                    "csrf_token": csrf_token(other, "/login")})
+    listing = client.get("/admin/users/").get_data(as_text=True)
+    row = re.search(rf'<tr data-user="{re.escape(user.email)}">.*?</tr>', listing, re.S).group(0)
+    assert "sign-in locked" in row
+    assert listing.count("sign-in locked") == 1  # the admin's own row is not
     page = client.get(f"/admin/users/{user.id}").get_data(as_text=True)
     assert "Sign-in is locked" in page and 'id="unlock-sign-in"' in page
     resp = _post(client, f"/admin/users/{user.id}/unlock", {}, follow_redirects=True)

@@ -70,8 +70,14 @@ def locked_failures(email: str) -> int:
     return count
 
 
-def is_locked(email: str) -> bool:
-    return locked_failures(email) >= current_app.config["LOGIN_THROTTLE_LIMIT"]
+def locked_emails() -> set[str]:
+    """The accounts (by email) whose sign-in is locked right now."""
+    rows = db.session.execute(
+        select(LoginFailure.email).where(LoginFailure.at >= utcnow() - _window())
+        .group_by(LoginFailure.email)
+        .having(func.count() >= current_app.config["LOGIN_THROTTLE_LIMIT"])
+    ).scalars()
+    return set(rows)
 
 
 def unlock_sign_in(email: str, *, address: str | None = None, subject: User | None = None) -> int:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.auth.forms import EmptyForm
 from app.auth.models import User
-from app.auth.operations import locked_failures, unlock_sign_in
+from app.auth.operations import locked_emails, locked_failures, unlock_sign_in
 from app.auth.permissions import ROLES, public, requires
 from app.extensions import db
 from app.users import operations as ops
@@ -33,7 +33,7 @@ def _load(user_id: int) -> User:
 @requires("users.manage")
 def index():
     users = db.session.execute(select(User).order_by(User.email)).scalars().all()
-    return render_template("users/index.html", users=users)
+    return render_template("users/index.html", users=users, locked=locked_emails())
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
