@@ -245,10 +245,9 @@ class ChainReport:
     problem: str | None = None
 
 
-def verify_chain(batch: int = 2000) -> ChainReport:
-    """Recompute every hash in id order; report the first entry that does not fit;
-    then compare the end of the log with the signed chain head, which tells
-    whether the newest entries (or any, by the count) were deleted."""
+def _walk_chain(batch: int) -> tuple[ChainReport | None, int, int, str]:
+    """Recompute every hash in id order. Returns (the first break or None, entries
+    checked, last id, last hash)."""
     prev_hash = GENESIS
     checked = 0
     last_id = 0
@@ -257,40 +256,39 @@ def verify_chain(batch: int = 2000) -> ChainReport:
             select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
         ).scalars().all()
         if not rows:
-            return _check_head(checked, last_id, prev_hash)
+            return None, checked, last_id, prev_hash
         for entry in rows:
             if entry.prev_hash != prev_hash:
                 return ChainReport(
                     checked, False, entry.id,
                     "an earlier entry was deleted or changed (the chain link does not match)",
-                )
+                ), checked, last_id, prev_hash
             if _digest(prev_hash, entry) != entry.entry_hash:
                 return ChainReport(
                     checked, False, entry.id, "this entry was changed after it was written"
-                )
+                ), checked, last_id, prev_hash
             prev_hash = entry.entry_hash
             checked += 1
             last_id = entry.id
         db.session.expire_all()
 
 
+def verify_chain(batch: int = 2000) -> ChainReport:
+    """Recompute every hash in id order; report the first entry that does not fit;
+    then compare the end of the log with the signed chain head (and its copy in
+    the instance folder), which tells whether the newest entries were deleted."""
+    broken, checked, last_id, last_hash = _walk_chain(batch)
+    return broken or _check_head(checked, last_id, last_hash)
+
+
 def reseal(batch: int = 2000) -> ChainReport:
     """Sign the head afresh for the log as it is (after a change of SECRET_KEY, or
     once the reason a head problem was reported is known). Refused while the
     chain itself is broken. Audited; flushes, the caller commits."""
-    prev_hash, checked, last_id = GENESIS, 0, 0
-    while True:
-        rows = db.session.execute(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
-        ).scalars().all()
-        if not rows:
-            break
-        for entry in rows:
-            if entry.prev_hash != prev_hash or _digest(prev_hash, entry) != entry.entry_hash:
-                return ChainReport(checked, False, entry.id,
-                                   "the chain itself is broken here; it cannot be resealed")
-            prev_hash, last_id = entry.entry_hash, entry.id
-            checked += 1
+    broken, checked, last_id, prev_hash = _walk_chain(batch)
+    if broken is not None:
+        broken.problem = f"{broken.problem}; the chain itself is broken, so it cannot be resealed"
+        return broken
     head = db.session.get(AuditHead, HEAD_ID)
     before = None if head is None else {
         "last_id": head.last_id, "entries": head.entry_count, "problem": head.problem}
