@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import secrets
 import sys
 
@@ -94,20 +95,86 @@ def audit_verify():
     if report.ok:
         click.echo(f"audit chain intact: {report.checked} entries checked")
     else:
-        click.echo(f"audit chain BROKEN at entry {report.broken_at}: {report.problem}", err=True)
+        where = f" at entry {report.broken_at}" if report.broken_at else ""
+        click.echo(f"audit chain BROKEN{where}: {report.problem}", err=True)
         sys.exit(1)
+
+
+# What `flask desk config` shows, in order; secrets only by their last four characters.
+_CONFIG_SHOWN = (
+    "PIPEDRIVE_BASE_URL", "PIPEDRIVE_AUTH_MODE", "PIPEDRIVE_API_TOKEN",
+    "PIPEDRIVE_OAUTH_CLIENT_ID", "PIPEDRIVE_OAUTH_CLIENT_SECRET", "PIPEDRIVE_WEBHOOK_USER",
+    "PIPEDRIVE_WEBHOOK_PASSWORD", "STRIPE_API_BASE", "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+)
+
+
+def _config_line(name: str, desk_readable: bool) -> str:
+    from app.connections import store
+
+    secret = name in store.SECRET_NAMES or name.endswith(("_PASSWORD", "_SECRET"))
+    if name in store.NAMES and desk_readable:
+        info = store.describe(name)  # the effective value: the desk's, else the environment's
+        if info["problem"]:
+            return f"{name} = (unreadable) [saved in the desk: {info['problem']}]"
+        shown, where = info["shown"], info["source"]
+    else:
+        value = current_app.config.get(name)
+        shown = (store.mask(value) if secret else str(value)) if value else ""
+        where = "environment" if value else None
+    default = store.DEFAULT_BASES.get(name)
+    if default and (where is None or (where == "environment" and shown == default
+                                      and not os.environ.get(name))):
+        shown, where = default, "default"
+    label = {"desk": "saved in the desk", "environment": "from the environment",
+             "default": "default"}.get(where or "")
+    return f"{name} = {shown or '(not set)'}" + (f" [{label}]" if label else "")
+
+
+@audit_group.command("reseal")
+@click.confirmation_option(prompt="Sign the chain head afresh for the log as it is now?")
+@with_appcontext
+def audit_reseal():
+    """Sign the chain head afresh (after changing SECRET_KEY, or once a reported
+    head problem is understood); refused while the chain itself is broken."""
+    from app.audit.operations import reseal
+
+    _cli_actor()
+    try:
+        report = reseal()
+        if not report.ok:
+            db.session.rollback()
+            raise click.ClickException(f"entry {report.broken_at}: {report.problem}")
+        db.session.commit()
+    finally:
+        set_system_actor(None)
+    click.echo(f"audit chain head resealed: {report.checked} entries")
 
 
 @desk.command("config")
 @with_appcontext
 def show_config():
-    """Show the effective connection settings (secrets masked)."""
-    cfg = current_app.config
-    for key in ("SQLALCHEMY_DATABASE_URI", "PIPEDRIVE_BASE_URL", "STRIPE_API_BASE"):
-        click.echo(f"{key} = {_mask_url(cfg.get(key))}")
-    for key in ("PIPEDRIVE_API_TOKEN", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
-        value = cfg.get(key)
-        click.echo(f"{key} = {'…' + value[-4:] if value else '(not set)'}")
+    """Show the effective connection settings and where each comes from (secrets masked).
+
+    A value saved in the desk (Admin → Connections) takes precedence over the
+    environment, so that is the one shown.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.connections.models import Setting
+
+    click.echo(f"SQLALCHEMY_DATABASE_URI = "
+               f"{_mask_url(current_app.config.get('SQLALCHEMY_DATABASE_URI'))}")
+    try:
+        db.session.execute(db.select(Setting.id).limit(1))
+        readable = True
+    except SQLAlchemyError:
+        db.session.rollback()
+        readable = False
+        click.echo("(settings saved in the desk cannot be read: is the database migrated? "
+                   "showing the environment's values)")
+    for name in _CONFIG_SHOWN:
+        click.echo(_config_line(name, readable))
 
 
 def _mask_url(value):
@@ -141,6 +208,15 @@ def _register_intake() -> None:
 
 
 _register_intake()
+
+
+def _register_users() -> None:
+    from app.users.cli import unlock_command
+
+    desk.add_command(unlock_command)
+
+
+_register_users()
 
 
 def _register_scheduler() -> None:

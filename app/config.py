@@ -27,6 +27,46 @@ _STRIPE_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 _WHSEC_RE = re.compile(r"^whsec_[A-Za-z0-9+/=_-]{8,}$")
 
 
+STRIPE_API_HOST = "api.stripe.com"
+PIPEDRIVE_OAUTH_HOST = "oauth.pipedrive.com"
+_PIPEDRIVE_HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.pipedrive\.com$")
+# Where each kind of base URL may point outside the sandbox profile, in words.
+VENDOR_HOSTS = {
+    "STRIPE_API_BASE": "https://api.stripe.com",
+    "PIPEDRIVE_BASE_URL": "https://<company>.pipedrive.com or https://api.pipedrive.com",
+    "PIPEDRIVE_OAUTH_BASE_URL": "https://oauth.pipedrive.com",
+}
+
+
+def vendor_url_problem(name: str, url: str) -> str | None:
+    """Why `url` is not the vendor's own address for setting `name`, or None.
+
+    Outside the sandbox profile the desk sends its keys only to these hosts:
+    Stripe's API, a Pipedrive company (or api.pipedrive.com) and Pipedrive's
+    OAuth server, over https on the default port, without a path or user info.
+    """
+    parts = urlsplit(url.strip().rstrip("/"))
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = (parts.hostname or "").lower()
+    if name == "STRIPE_API_BASE":
+        allowed = host == STRIPE_API_HOST
+    elif name == "PIPEDRIVE_OAUTH_BASE_URL":
+        allowed = host == PIPEDRIVE_OAUTH_HOST
+    else:
+        allowed = bool(_PIPEDRIVE_HOST_RE.match(host)) and host != PIPEDRIVE_OAUTH_HOST
+    plain = (
+        parts.scheme == "https" and port is None and parts.username is None
+        and parts.password is None and parts.path in ("", "/")
+        and not parts.query and not parts.fragment
+    )
+    if allowed and plain:
+        return None
+    return f"must be {VENDOR_HOSTS[name]} (other addresses only in the sandbox profile)"
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed. The message names the variable."""
 
@@ -130,6 +170,19 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
         )
     )
 
+    sandbox = get("DESK_SANDBOX")
+    if sandbox not in (None, "0", "1"):
+        raise ConfigError("DESK_SANDBOX", "must be 0 or 1")
+    # The sandbox profile (demo, tests): base URLs may point at the local sandboxes.
+    # Unset: off, except when the app is created for tests (see connections.store).
+    settings["DESK_SANDBOX"] = None if sandbox is None else sandbox == "1"
+
+    def vendor(name: str, url: str | None) -> str | None:
+        problem = vendor_url_problem(name, url) if url and sandbox != "1" else None
+        if problem:
+            raise ConfigError(name, problem)
+        return url
+
     pd_base = get("PIPEDRIVE_BASE_URL")
     pd_domain = get("PIPEDRIVE_COMPANY_DOMAIN")
     if pd_domain is not None and not _DOMAIN_RE.match(pd_domain):
@@ -138,7 +191,9 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
             "must be the company's subdomain only, e.g. 'acme' for acme.pipedrive.com",
         )
     if pd_base:
-        settings["PIPEDRIVE_BASE_URL"] = _http_url("PIPEDRIVE_BASE_URL", pd_base)
+        settings["PIPEDRIVE_BASE_URL"] = vendor(
+            "PIPEDRIVE_BASE_URL", _http_url("PIPEDRIVE_BASE_URL", pd_base)
+        )
     elif pd_domain:
         settings["PIPEDRIVE_BASE_URL"] = f"https://{pd_domain}.pipedrive.com"
     else:
@@ -161,9 +216,9 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
             "must be a Stripe secret or restricted key (sk_test_..., sk_live_..., rk_...)",
         )
     settings["STRIPE_SECRET_KEY"] = stripe_key
-    settings["STRIPE_API_BASE"] = _http_url(
+    settings["STRIPE_API_BASE"] = vendor("STRIPE_API_BASE", _http_url(
         "STRIPE_API_BASE", get("STRIPE_API_BASE") or "https://api.stripe.com"
-    )
+    ))
     whsec = get("STRIPE_WEBHOOK_SECRET")
     if whsec is not None and not _WHSEC_RE.match(whsec):
         raise ConfigError("STRIPE_WEBHOOK_SECRET", "must be a webhook signing secret (whsec_...)")

@@ -96,6 +96,8 @@ def demo_command(port: int, pipedrive_port: int, stripe_port: int, log_dir: Path
     state_dir = instance / "sandbox"
     state_dir.mkdir(parents=True, exist_ok=True)
     env = demo_environment(instance, pipedrive_port, stripe_port)
+    if not no_sandboxes:  # base URLs may point at the local sandboxes (connections.store)
+        env.setdefault("DESK_SANDBOX", "1")
     flask = [sys.executable, "-m", "flask", "--app", "app:create_app"]
     procs: list[tuple[str, subprocess.Popen]] = []
     logs: list = []

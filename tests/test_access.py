@@ -23,6 +23,7 @@ EXAMPLES: dict[str, dict] = {
     "users.edit": {"method": "GET", "args": {"user_id": 1}},
     "users.deactivate": {"method": "POST", "args": {"user_id": 1}, "expect": 303},
     "users.reactivate": {"method": "POST", "args": {"user_id": 1}, "expect": 303},
+    "users.unlock": {"method": "POST", "args": {"user_id": 1}, "expect": 303},
     "users.reset_password": {
         "method": "POST", "args": {"user_id": 1}, "expect": 303,
         "data": {"reset-method": "password", "reset-password": "correct horse battery staple",

@@ -242,3 +242,157 @@ def test_show_value_rules():
     assert show_value({"a": 1, "b": ["x", "y"]}) == "a: 1\nb: x, y"
     assert show_value([{"name": "PO", "value": "7"}, {"name": "CC", "value": "9"}]) == (
         "name: PO, value: 7; name: CC, value: 9")
+
+
+# --- issue 15 defect 13: deleting the newest entries is detected ---------------------
+
+
+def _ids(app):
+    with app.app_context():
+        return db.session.execute(select(AuditEntry.id).order_by(AuditEntry.id)).scalars().all()
+
+
+def _delete_newest(app, n):
+    ids = _ids(app)
+    with app.app_context():
+        db.session.execute(text("DELETE FROM audit_entry WHERE id >= :i"), {"i": ids[-n]})
+        db.session.commit()
+    return ids
+
+
+def test_deleting_the_newest_entries_is_detected(app):
+    _entries(app, 5)
+    ids = _delete_newest(app, 2)
+    with app.app_context():
+        report = verify_chain()
+    assert not report.ok and report.checked == 3
+    assert "newest entries were deleted" in report.problem
+    assert f"entry {ids[-1]} was written" in report.problem and "2 of 5 missing" in report.problem
+    result = app.test_cli_runner().invoke(args=["desk", "audit", "verify"])
+    assert result.exit_code == 1 and "BROKEN: the newest entries were deleted" in result.output
+
+
+def test_new_entries_after_a_deletion_do_not_hide_it(app):
+    _entries(app, 5)
+    ids = _delete_newest(app, 1)
+    _entries(app, 3)  # the desk goes on writing
+    with app.app_context():
+        report = verify_chain()
+    assert not report.ok and "entries were deleted" in report.problem
+    assert f"the chain head had entry {ids[-1]}" in report.problem
+
+
+def test_a_head_rewritten_in_the_database_is_refused(app):
+    _entries(app, 5)
+    ids = _delete_newest(app, 2)
+    with app.app_context():
+        last_hash = db.session.execute(
+            select(AuditEntry.entry_hash).where(AuditEntry.id == ids[2])
+        ).scalar_one()
+        # Someone with database access makes the head fit the shortened log.
+        db.session.execute(
+            text("UPDATE audit_head SET last_id = :i, last_hash = :h, entry_count = 3"),
+            {"i": ids[2], "h": last_hash},
+        )
+        db.session.commit()
+        report = verify_chain()
+    assert not report.ok and "signature does not match" in report.problem
+    _entries(app, 1)  # the next entry does not launder it
+    with app.app_context():
+        report = verify_chain()
+    assert not report.ok and "signature did not match" in report.problem
+
+
+def test_a_deleted_head_is_detected(app):
+    _entries(app, 3)
+    _delete_newest(app, 1)
+    with app.app_context():
+        db.session.execute(text("DELETE FROM audit_head"))
+        db.session.commit()
+        assert "chain head is missing" in verify_chain().problem
+    _entries(app, 1)
+    with app.app_context():
+        assert "chain head was missing" in verify_chain().problem
+
+
+def test_an_intact_log_with_its_head_verifies(app):
+    with app.app_context():
+        assert verify_chain().ok  # empty log, no head yet
+    _entries(app, 4)
+    with app.app_context():
+        report = verify_chain(batch=3)
+    assert report.ok and report.checked == 4
+
+
+def test_a_database_put_back_to_an_older_copy_is_detected(app):
+    """The head row can be put back together with the log (an older copy of the
+    database, or a saved head row restored); the copy in the instance folder cannot."""
+    from app.audit.operations import read_head_file
+
+    _entries(app, 3)
+    with app.app_context():
+        old_head = db.session.execute(text("SELECT * FROM audit_head")).mappings().one()
+    _entries(app, 2)
+    with app.app_context():
+        assert read_head_file()["count"] == 5
+        assert verify_chain().ok
+        db.session.execute(text("DELETE FROM audit_entry WHERE id > :i"),
+                           {"i": old_head["last_id"]})
+        db.session.execute(
+            text("UPDATE audit_head SET last_id = :l, last_hash = :h, entry_count = :c, "
+                 "mac = :m"),
+            {"l": old_head["last_id"], "h": old_head["last_hash"],
+             "c": old_head["entry_count"], "m": old_head["mac"]},
+        )
+        db.session.commit()
+        report = verify_chain()
+    assert not report.ok and "database was put back to an older copy" in report.problem
+
+
+def test_a_rolled_back_savepoint_does_not_move_the_copy_ahead(app):
+    from app.audit.operations import read_head_file
+
+    _entries(app, 2)
+    with app.app_context():
+        with db.session.begin_nested():
+            record("thing.update", "thing", 1, None, {"v": "kept"})
+        savepoint = db.session.begin_nested()
+        record("thing.update", "thing", 1, None, {"v": "undone"})
+        savepoint.rollback()
+        db.session.commit()
+        assert read_head_file()["count"] == 3
+        assert verify_chain().ok
+
+
+def test_an_edited_copy_of_the_head_is_detected(app):
+    import json
+
+    from app.audit.operations import head_file
+
+    _entries(app, 2)
+    with app.app_context():
+        copy = json.loads(head_file().read_text())
+        head_file().write_text(json.dumps({**copy, "count": 1}))
+        assert "was edited" in verify_chain().problem
+
+
+def test_reseal_after_a_change_of_secret_key(app):
+    _entries(app, 3)
+    app.config["SECRET_KEY"] = "another-secret-key-" + "y" * 32
+    _entries(app, 1)
+    with app.app_context():
+        assert "signature did not match" in verify_chain().problem
+    result = app.test_cli_runner().invoke(args=["desk", "audit", "reseal", "--yes"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        report = verify_chain()
+        assert report.ok and report.checked == 5
+        assert db.session.execute(
+            select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(1)
+        ).scalar_one() == "audit.resealed"
+        # A broken chain is not resealed.
+        db.session.execute(text("UPDATE audit_entry SET object_id = 'x' WHERE id = "
+                                "(SELECT MIN(id) FROM audit_entry)"))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["desk", "audit", "reseal", "--yes"])
+    assert result.exit_code != 0 and "cannot be resealed" in result.output

@@ -165,3 +165,69 @@ def test_production_hash_is_scrypt(app):
     user.set_password("secret password")
     assert user.password_hash.startswith("scrypt:")
     assert user.check_password("secret password") and not user.check_password("other")
+
+
+# --- issue 15 defect 4: one account's failures never lock the others out --------------
+
+
+def _from(client, address, email, password):
+    """A sign-in attempt from a given network address (a fresh session each time)."""
+    client.delete_cookie("session")
+    token = csrf_token(client)
+    return client.post("/login", data={"email": email, "password": password,
+                                       "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_a_locked_account_does_not_lock_its_address(app, client, make_user):
+    victim, colleague = make_user("finance"), make_user("approver")
+    proxy = "10.0.0.1"
+    for _ in range(app.config["LOGIN_THROTTLE_LIMIT"]):
+        assert _from(client, proxy, victim.email, "not the password").status_code == 401
+    # Everyone else behind the same address still signs in.
+    assert _from(client, proxy, colleague.email, TEST_PASSWORD).status_code == 302
+    assert _from(client, proxy, "nobody@example.com", "wrong password!").status_code == 401
+    # The guessed account is locked wherever the next attempt comes from.
+    assert _from(client, proxy, victim.email, TEST_PASSWORD).status_code == 429
+    assert _from(client, "10.9.9.9", victim.email, TEST_PASSWORD).status_code == 429
+
+
+def test_an_address_spraying_many_accounts_is_stopped_by_its_own_limit(app, client, make_user):
+    user = make_user("finance")
+    app.config["LOGIN_THROTTLE_ADDRESS_LIMIT"] = 12
+    attacker = "203.0.113.7"
+    for i in range(12):  # never more than 4 per account: no account is locked
+        resp = _from(client, attacker, f"guess{i % 3}@example.com", "Winter2026!")
+        assert resp.status_code == 401
+    resp = _from(client, attacker, user.email, TEST_PASSWORD)
+    assert resp.status_code == 429
+    assert "Too many failed sign-in attempts" in resp.get_data(as_text=True)
+    # Same message as any failure otherwise; another address is not affected.
+    assert _from(client, "198.51.100.2", user.email, TEST_PASSWORD).status_code == 302
+
+
+def test_the_address_limit_is_well_above_the_account_limit(app):
+    from app.auth.operations import ADDRESS_LIMIT
+
+    assert ADDRESS_LIMIT >= 10 * app.config["LOGIN_THROTTLE_LIMIT"]
+
+
+def test_unlock_command_lets_a_locked_account_sign_in(app, client, make_user):
+    user = make_user("finance")
+    for _ in range(app.config["LOGIN_THROTTLE_LIMIT"]):
+        _from(client, "10.0.0.1", user.email, "not the password")
+    assert _from(client, "10.0.0.1", user.email, TEST_PASSWORD).status_code == 429
+    result = app.test_cli_runner().invoke(args=["desk", "unlock", user.email.upper()])
+    assert result.exit_code == 0, result.output
+    assert "5 failed sign-in(s) forgotten" in result.output
+    assert _from(client, "10.0.0.1", user.email, TEST_PASSWORD).status_code == 302
+    with app.app_context():
+        from app.audit.models import AuditEntry
+
+        entry = db.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "user.sign_in_unlocked")
+        ).scalar_one()
+        assert entry.object_id == str(user.id) and entry.actor_label.startswith("cli:")
+        assert entry.after["failures_forgotten"] == 5
+    bad = app.test_cli_runner().invoke(args=["desk", "unlock", "nobody@example.com"])
+    assert bad.exit_code != 0 and "no user" in bad.output

@@ -66,3 +66,47 @@ def test_start_up_fails_with_one_clear_line(tmp_path):
         "Billing Desk configuration error: DATABASE_URL: unsupported database 'mysql'; "
         "use PostgreSQL or SQLite"
     ]
+
+
+# --- issue 15 defect 8: `flask desk config` shows what the desk uses ------------------
+
+ENV_KEY = "sk_test_51EnvironmentKeyAAAAenv1"
+DESK_KEY = "sk_test_51SavedInTheDeskBBBBdsk2"
+
+
+def test_config_command_shows_the_effective_value_and_its_source(app):
+    from app.connections import store
+    from app.extensions import db
+
+    app.config.update(STRIPE_SECRET_KEY=ENV_KEY, PIPEDRIVE_API_TOKEN="a" * 36 + "tok3",
+                      PIPEDRIVE_WEBHOOK_PASSWORD="hook-password-pwd4")
+    with app.app_context():
+        store.save("STRIPE_SECRET_KEY", DESK_KEY)
+        db.session.commit()
+    out = app.test_cli_runner().invoke(args=["desk", "config"]).output
+    lines = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+    assert lines["STRIPE_SECRET_KEY"] == "•••• dsk2 [saved in the desk]"
+    assert lines["PIPEDRIVE_API_TOKEN"] == "•••• tok3 [from the environment]"
+    assert lines["PIPEDRIVE_WEBHOOK_PASSWORD"] == "•••• pwd4 [from the environment]"
+    assert lines["STRIPE_WEBHOOK_SECRET"] == "(not set)"
+    assert lines["STRIPE_API_BASE"].startswith("https://api.stripe.com [")
+    for secret in (ENV_KEY, DESK_KEY, "a" * 36, "hook-password"):
+        assert secret not in out
+    assert "env1" not in out  # the environment's key is not the one in use
+
+
+def test_base_urls_outside_the_sandbox_profile_must_be_the_vendors(tmp_path):
+    for name, value in (("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+                        ("STRIPE_API_BASE", "https://api.stripe.com.evil.example"),
+                        ("PIPEDRIVE_BASE_URL", "http://127.0.0.1:12112"),
+                        ("PIPEDRIVE_BASE_URL", "https://evil.example.com")):
+        with pytest.raises(ConfigError) as err:
+            load_settings({name: value}, instance_path=tmp_path)
+        assert err.value.name == name and "sandbox profile" in str(err.value)
+        s = load_settings({name: value, "DESK_SANDBOX": "1"}, instance_path=tmp_path)
+        assert s[name] == value and s["DESK_SANDBOX"] is True
+    s = load_settings({"PIPEDRIVE_BASE_URL": "https://acme.pipedrive.com/",
+                       "STRIPE_API_BASE": "https://api.stripe.com"}, instance_path=tmp_path)
+    assert s["PIPEDRIVE_BASE_URL"] == "https://acme.pipedrive.com" and s["DESK_SANDBOX"] is None
+    with pytest.raises(ConfigError):
+        load_settings({"DESK_SANDBOX": "yes"}, instance_path=tmp_path)

@@ -118,17 +118,25 @@ def test_desk_value_takes_precedence_over_the_environment(app, client, admin):
         assert store.effective("STRIPE_SECRET_KEY") == STRIPE_KEY_2
         assert store.effective("STRIPE_API_BASE") == "http://127.0.0.1:12111"
         assert store.source("STRIPE_SECRET_KEY") == "desk"
-    # Removing the desk's value brings the environment's back.
-    resp = client.post("/admin/connections/STRIPE_SECRET_KEY/forget",
-                       data={"csrf_token": csrf_token(client, "/admin/connections/")})
+    # Removing the desk's key would send the environment's key to the desk's address:
+    # refused while that address differs from the environment's.
+    forget = {"csrf_token": csrf_token(client, "/admin/connections/")}
+    resp = client.post("/admin/connections/STRIPE_SECRET_KEY/forget", data=forget,
+                       follow_redirects=True)
+    assert "Secret key not removed" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert store.effective("STRIPE_SECRET_KEY") == STRIPE_KEY_2
+    # Emptying the address moves the desk's key: it must be entered again.
+    assert _save_stripe(client, api_base="").status_code == 400
+    _save_stripe(client, api_base="", secret_key=STRIPE_KEY_2)
+    with app.app_context():
+        assert store.effective("STRIPE_API_BASE") == "https://api.stripe.com"
+    # Now removing the desk's key brings the environment's back, for its own address.
+    resp = client.post("/admin/connections/STRIPE_SECRET_KEY/forget", data=forget)
     assert resp.status_code == 303
     with app.app_context():
         assert store.effective("STRIPE_SECRET_KEY") == STRIPE_KEY
     assert any(e.action == "connection.setting_removed" for e in _audit(app))
-    # Emptying a plain field removes the desk's value too.
-    _save_stripe(client, api_base="")
-    with app.app_context():
-        assert store.effective("STRIPE_API_BASE") == "https://api.stripe.com"
 
 
 def test_effective_knows_only_the_connection_names(app):
@@ -277,3 +285,158 @@ def test_tampered_sign_in_method_is_refused_not_a_500(app, client, admin):
     assert resp.status_code == 400
     assert 'id="pd-mode-error">' in resp.get_data(as_text=True)
     assert _rows(app) == {}
+
+
+# --- issue 15 defect 3: a saved secret is never sent to a new address -----------------
+
+
+class _Listener:
+    """A fake vendor on a free loopback port: records every request's credentials."""
+
+    def __init__(self) -> None:
+        from werkzeug.wrappers import Request, Response
+
+        from app.sandbox.server import SandboxServer
+
+        self.seen: list[str] = []
+
+        def wsgi(environ, start_response):
+            req = Request(environ)
+            self.seen.append(" ".join(filter(None, (
+                req.headers.get("Authorization"), req.headers.get("x-api-token"),
+                req.query_string.decode()))))
+            return Response("{}", status=401, mimetype="application/json")(
+                environ, start_response)
+
+        self.server = SandboxServer(wsgi).start()
+        self.url = self.server.url
+
+    def received(self, secret: str) -> bool:
+        import base64
+
+        encoded = base64.b64encode(f"{secret}:".encode()).decode()
+        return any(secret in s or encoded in s for s in self.seen)
+
+
+@pytest.fixture
+def listener():
+    fake = _Listener()
+    yield fake
+    fake.server.stop()
+
+
+def _test_button(client, kind: str, **extra):
+    data = {"csrf_token": csrf_token(client, "/admin/connections/"), **extra}
+    return client.post(f"/admin/connections/{kind}/test", data=data)
+
+
+def test_a_new_stripe_address_needs_the_key_again_and_never_gets_the_saved_one(
+    app, client, admin, listener
+):
+    _save_stripe(client, secret_key=STRIPE_KEY, api_base="https://api.stripe.com")
+    app.config["STRIPE_SECRET_KEY"] = STRIPE_KEY_2  # the environment's key must not go either
+    resp = _save_stripe(client, api_base=listener.url)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert 'id="st-secret_key-error"' in page and "enter the secret key again" in page
+    assert f'value="{listener.url}"' in page  # what was typed is kept
+    with app.app_context():
+        assert store.effective("STRIPE_API_BASE") == "https://api.stripe.com"
+    # "Test connection" with the unsaved address and a blank key: the saved address only.
+    _test_button(client, "stripe", **{"st-api_base": listener.url, "st-secret_key": ""})
+    assert not listener.received(STRIPE_KEY) and not listener.received(STRIPE_KEY_2)
+    assert listener.seen == []
+    # With the key entered again, the address may change (it is that key that goes there).
+    assert _save_stripe(client, api_base=listener.url, secret_key=STRIPE_KEY_2).status_code == 303
+
+
+def test_a_stripe_address_from_the_environment_is_no_way_around_it(app, client, admin, listener):
+    app.config["STRIPE_SECRET_KEY"] = STRIPE_KEY
+    resp = _save_stripe(client, api_base=listener.url)  # the attack: a new address, no key
+    _test_button(client, "stripe")  # then "Test connection"
+    assert not listener.received(STRIPE_KEY)  # before the fix the key arrived here
+    assert listener.seen == [] and resp.status_code == 400
+
+
+def test_a_new_pipedrive_address_needs_the_token_again(app, client, admin, listener):
+    _save_pipedrive(client, base_url="acme", api_token=PD_TOKEN)
+    resp = _save_pipedrive(client, base_url=listener.url)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert 'id="pd-api_token-error"' in page and "enter the API token again" in page
+    with app.app_context():
+        assert store.effective("PIPEDRIVE_BASE_URL") == "https://acme.pipedrive.com"
+    _test_button(client, "pipedrive", **{"pd-base_url": listener.url})
+    assert listener.seen == []
+
+
+def test_a_new_pipedrive_address_drops_the_oauth_tokens(app, client, admin, listener):
+    with app.app_context():
+        store.save("PIPEDRIVE_BASE_URL", "https://acme.pipedrive.com")
+        store.save("PIPEDRIVE_AUTH_MODE", "oauth")
+        store.save("PIPEDRIVE_OAUTH_ACCESS_TOKEN", "at" + "9" * 40)
+        store.save("PIPEDRIVE_OAUTH_REFRESH_TOKEN", "rt" + "8" * 40)
+        db.session.commit()
+    resp = _save_pipedrive(client, mode="oauth", base_url=listener.url)
+    assert resp.status_code == 303
+    with app.app_context():
+        assert store.effective("PIPEDRIVE_OAUTH_ACCESS_TOKEN") is None
+        assert store.effective("PIPEDRIVE_OAUTH_REFRESH_TOKEN") is None
+    _test_button(client, "pipedrive")
+    assert not listener.received("at" + "9" * 40) and listener.seen == []
+
+
+def test_outside_the_sandbox_profile_only_the_vendors_hosts(app, client, admin, listener):
+    app.config["DESK_SANDBOX"] = False
+    resp = _save_stripe(client, api_base=listener.url, secret_key=STRIPE_KEY)
+    assert resp.status_code == 400
+    assert 'id="st-api_base-error"' in resp.get_data(as_text=True)
+    for bad in (listener.url, "https://evil.example.com", "https://acme.pipedrive.com.evil.io",
+                "https://acme.pipedrive.com:8443", "http://acme.pipedrive.com"):
+        resp = _save_pipedrive(client, base_url=bad, api_token=PD_TOKEN)
+        assert resp.status_code == 400, bad
+        assert 'id="pd-base_url-error"' in resp.get_data(as_text=True)
+    assert _save_pipedrive(client, base_url="acme", api_token=PD_TOKEN).status_code == 303
+    assert _save_pipedrive(client, base_url="https://api.pipedrive.com",
+                           api_token=PD_TOKEN).status_code == 303
+    assert _save_stripe(client, api_base="https://api.stripe.com",
+                        secret_key=STRIPE_KEY).status_code == 303
+    # An address saved earlier (before this check) is not used to send the key.
+    with app.app_context():
+        store.save("STRIPE_API_BASE", listener.url)
+        db.session.commit()
+    page = _test_button(client, "stripe").get_data(as_text=True)
+    assert "is not sent" in page and STRIPE_KEY not in page
+    assert listener.seen == []
+    with app.app_context():
+        from app.stripe_api.client import StripeGatewayError
+        from app.stripe_api.factory import stripe_gateway
+
+        with pytest.raises(StripeGatewayError):
+            stripe_gateway()
+
+
+def test_test_connection_does_not_follow_a_redirect_with_the_token(app, client, admin, listener):
+    from werkzeug.utils import redirect as redirect_to
+
+    from app.sandbox.server import SandboxServer
+
+    hop = SandboxServer(lambda environ, start_response: redirect_to(
+        f"{listener.url}/v1/users/me", 302)(environ, start_response)).start()
+    try:
+        _save_pipedrive(client, base_url=hop.url, api_token=PD_TOKEN)
+        page = _test_button(client, "pipedrive").get_data(as_text=True)
+    finally:
+        hop.stop()
+    assert not listener.received(PD_TOKEN) and listener.seen == []
+    assert "Pipedrive answered HTTP 302" in page
+
+
+def test_removing_the_only_pipedrive_address_is_allowed(app, client, admin):
+    _save_pipedrive(client, base_url="acme", api_token=PD_TOKEN)
+    resp = client.post("/admin/connections/PIPEDRIVE_BASE_URL/forget",
+                       data={"csrf_token": csrf_token(client, "/admin/connections/")})
+    assert resp.status_code == 303
+    with app.app_context():
+        assert store.effective("PIPEDRIVE_BASE_URL") is None  # the token goes nowhere
+        assert store.effective("PIPEDRIVE_API_TOKEN") == PD_TOKEN

@@ -320,3 +320,33 @@ def test_tampered_choices_are_refused_not_a_500(client, admin, make_user):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400
     assert 'id="roles-error">' in html and 'id="setup-error">' in html
+
+
+# --- issue 15 defect 4: an admin unlocks a locked-out account -------------------------
+
+
+def test_admin_unlocks_a_locked_account(app, client, admin, make_user):
+    user = make_user("finance")
+    other = app.test_client()
+    for _ in range(app.config["LOGIN_THROTTLE_LIMIT"]):
+        other.post("/login", data={"email": user.email, "password": "not the password",
+                                   "csrf_token": csrf_token(other, "/login")})
+    listing = client.get("/admin/users/").get_data(as_text=True)
+    row = re.search(rf'<tr data-user="{re.escape(user.email)}">.*?</tr>', listing, re.S).group(0)
+    assert "sign-in locked" in row
+    assert listing.count("sign-in locked") == 1  # the admin's own row is not
+    page = client.get(f"/admin/users/{user.id}").get_data(as_text=True)
+    assert "Sign-in is locked" in page and 'id="unlock-sign-in"' in page
+    resp = _post(client, f"/admin/users/{user.id}/unlock", {}, follow_redirects=True)
+    assert f"Sign-in unlocked for {user.email}" in resp.get_data(as_text=True)
+    assert 'id="unlock-sign-in"' not in resp.get_data(as_text=True)
+    resp = other.post("/login", data={"email": user.email, "password": TEST_PASSWORD,
+                                      "csrf_token": csrf_token(other, "/login")})
+    assert resp.status_code == 302
+    with app.app_context():
+        entry = db.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "user.sign_in_unlocked")
+        ).scalar_one()
+        assert entry.actor_id == admin.id and entry.object_id == str(user.id)
+    # Without the form's token: refused.
+    assert client.post(f"/admin/users/{user.id}/unlock").status_code == 400

@@ -37,3 +37,25 @@ class AuditEntry(db.Model):
     # or deleted entry breaks the chain, which the admin check detects.
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AuditHead(db.Model):
+    """The chain's newest link, kept apart from the entries and signed.
+
+    One row (id 1), advanced in the same transaction as every entry. The
+    signature is an HMAC under SECRET_KEY, which is not in the database: whoever
+    deletes the newest entries with database access alone cannot make the head
+    agree with the shortened log (see `verify_chain` and the README).
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(comment="id of the newest entry written (0: none)")
+    last_hash: Mapped[str] = mapped_column(String(64), comment="its entry_hash")
+    entry_count: Mapped[int] = mapped_column(comment="entries written, ever")
+    problem: Mapped[str | None] = mapped_column(
+        String(300), comment="what was found wrong when an entry was written; kept until fixed"
+    )
+    mac: Mapped[str] = mapped_column(String(64), comment="HMAC-SHA256 under SECRET_KEY")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -29,22 +29,71 @@ def _window() -> dt.timedelta:
     return dt.timedelta(minutes=current_app.config["LOGIN_THROTTLE_WINDOW_MINUTES"])
 
 
+# Failures from one network address before that address must wait: well above
+# one account's limit, so one account being guessed never locks out the others
+# signing in from the same address (an office, a proxy), yet a spray across
+# many accounts from one place still stops.
+ADDRESS_LIMIT = 50
+
+
+def _recent_failures(since: dt.datetime, condition) -> tuple[int, dt.datetime | None]:
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(LoginFailure.at)).where(LoginFailure.at >= since, condition)
+    ).one()
+    return count, oldest
+
+
 def check_throttle(email: str, ip: str) -> None:
-    """Refuse further attempts after too many recent failures for the email or address.
+    """Refuse further attempts after too many recent failures, counted separately
+    per account (LOGIN_THROTTLE_LIMIT: locks that account only, wherever the
+    attempts come from) and per address (LOGIN_THROTTLE_ADDRESS_LIMIT, default
+    ADDRESS_LIMIT: locks that address only).
 
     Counted whether or not the account exists, so throttling reveals nothing.
     """
-    limit = current_app.config["LOGIN_THROTTLE_LIMIT"]
     since = utcnow() - _window()
+    limits = (
+        (current_app.config["LOGIN_THROTTLE_LIMIT"], LoginFailure.email == email),
+        (current_app.config.get("LOGIN_THROTTLE_ADDRESS_LIMIT", ADDRESS_LIMIT),
+         LoginFailure.ip == ip),
+    )
+    for limit, condition in limits:
+        count, oldest = _recent_failures(since, condition)
+        if count >= limit:
+            wait = (oldest + _window()) - utcnow()
+            raise ThrottledError(max(1, math.ceil(wait.total_seconds() / 60)))
+
+
+def locked_failures(email: str) -> int:
+    """Recent failed sign-ins counted against this account (0: not locked)."""
+    count, _ = _recent_failures(utcnow() - _window(), LoginFailure.email == normalise_email(email))
+    return count
+
+
+def locked_emails() -> set[str]:
+    """The accounts (by email) whose sign-in is locked right now."""
     rows = db.session.execute(
-        select(func.count(), func.min(LoginFailure.at)).where(
-            LoginFailure.at >= since, or_(LoginFailure.email == email, LoginFailure.ip == ip)
-        )
-    ).one()
-    count, oldest = rows
-    if count >= limit:
-        wait = (oldest + _window()) - utcnow()
-        raise ThrottledError(max(1, math.ceil(wait.total_seconds() / 60)))
+        select(LoginFailure.email).where(LoginFailure.at >= utcnow() - _window())
+        .group_by(LoginFailure.email)
+        .having(func.count() >= current_app.config["LOGIN_THROTTLE_LIMIT"])
+    ).scalars()
+    return set(rows)
+
+
+def unlock_sign_in(email: str, *, address: str | None = None, subject: User | None = None) -> int:
+    """Forget the failed sign-ins of an account (and of an address, when given),
+    so it may sign in at once. Audited; returns how many failures were forgotten."""
+    email = normalise_email(email)
+    condition = LoginFailure.email == email
+    if address:
+        condition = or_(condition, LoginFailure.ip == address)
+    removed = db.session.execute(delete(LoginFailure).where(condition)).rowcount or 0
+    record(
+        "user.sign_in_unlocked", "user", subject.id if subject else email,
+        None, {"email": email, "address": address, "failures_forgotten": removed},
+    )
+    db.session.flush()
+    return removed
 
 
 def authenticate(email: str, password: str, ip: str) -> User | None:

@@ -31,7 +31,10 @@ class CheckResult:
 
 
 def _pipedrive_get_me(base: str, headers: dict) -> requests.Response:
-    return requests.get(f"{base}/v1/users/me", headers=headers, timeout=TIMEOUT)
+    # Never follow a redirect: requests would carry the x-api-token header to any host.
+    return requests.get(
+        f"{base}/v1/users/me", headers=headers, timeout=TIMEOUT, allow_redirects=False
+    )
 
 
 def check_pipedrive() -> CheckResult:
@@ -115,8 +118,8 @@ def is_production_api(api_base: str) -> bool:
 
 def check_stripe() -> CheckResult:
     try:
-        key = store.effective("STRIPE_SECRET_KEY")
-        api_base = (store.effective("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/")
+        key = store.credential("STRIPE_SECRET_KEY")
+        api_base = store.destination("STRIPE_SECRET_KEY").rstrip("/")
     except store.SecretUnreadable as exc:
         return CheckResult(False, str(exc) + ".")
     if not key:

@@ -39,12 +39,21 @@ def http_url(raw: str) -> str:
     return value
 
 
+def _vendor_host(name: str, url: str) -> None:
+    from app.connections.store import base_problem
+
+    problem = base_problem(name, url)
+    if problem:
+        raise ValidationError(f"The address {problem}: the desk sends its keys only there.")
+
+
 def _base_url(form, field):
     if field.data and field.data.strip():
         try:
-            normalise_base_url(field.data)
+            url = normalise_base_url(field.data)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+        _vendor_host("PIPEDRIVE_BASE_URL", url)
 
 
 def _api_token(form, field):
@@ -87,9 +96,10 @@ def _whsec(form, field):
 def _api_base(form, field):
     if field.data and field.data.strip():
         try:
-            http_url(field.data)
+            url = http_url(field.data)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+        _vendor_host("STRIPE_API_BASE", url)
 
 
 class PipedriveForm(FlaskForm):

@@ -44,6 +44,9 @@ def _client() -> tuple[str, str]:
 
 def _token_request(data: dict) -> dict:
     client_id, secret = _client()
+    problem = store.base_problem("PIPEDRIVE_OAUTH_BASE_URL", oauth_base())
+    if problem:
+        raise OAuthError(f"The client secret is not sent: PIPEDRIVE_OAUTH_BASE_URL {problem}.")
     url = f"{oauth_base()}/oauth/token"
     try:
         resp = requests.post(url, data=data, auth=(client_id, secret), timeout=TIMEOUT)
@@ -70,6 +73,13 @@ def _token_request(data: dict) -> dict:
 
 
 def _store_tokens(body: dict, action: str) -> str:
+    # OAuth calls go to the company's own API domain, which the token names
+    # (a Pipedrive host: the access token is sent nowhere else).
+    domain = body.get("api_domain")
+    domain = domain.rstrip("/") if isinstance(domain, str) and domain.startswith("http") else None
+    if domain and store.base_problem("PIPEDRIVE_BASE_URL", domain):
+        raise OAuthError("Pipedrive's OAuth server named an API domain that is not a "
+                         "Pipedrive address; the tokens were not kept.")
     access = body["access_token"]
     store.save("PIPEDRIVE_OAUTH_ACCESS_TOKEN", access, audit_action=action)
     if body.get("refresh_token"):
@@ -78,9 +88,8 @@ def _store_tokens(body: dict, action: str) -> str:
     if isinstance(expires_in, int):
         expires = utcnow() + dt.timedelta(seconds=expires_in)
         store.save("PIPEDRIVE_OAUTH_EXPIRES_AT", expires.isoformat(timespec="seconds"))
-    if isinstance(body.get("api_domain"), str) and body["api_domain"].startswith("http"):
-        # OAuth calls go to the company's own API domain, which the token names.
-        store.save("PIPEDRIVE_BASE_URL", body["api_domain"].rstrip("/"))
+    if domain:
+        store.save("PIPEDRIVE_BASE_URL", domain)
     return access
 
 

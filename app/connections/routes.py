@@ -111,6 +111,50 @@ def _save_secret(name: str, raw: str | None) -> str | None:
     return store.save(name, raw) if raw else None  # empty: keep the saved one
 
 
+def _next_base(base_name: str, raw: str | None, normalise) -> str | None:
+    """Where a secret will be sent once the form is saved (empty: the environment's)."""
+    raw = (raw or "").strip()
+    if raw:
+        return normalise(raw).rstrip("/")
+    fallback = current_app.config.get(base_name) or store.DEFAULT_BASES.get(base_name)
+    return fallback.rstrip("/") if fallback else None
+
+
+def _moves(secret: str, new_base: str | None) -> bool:
+    """True when saving would send an existing `secret` to another address
+    (no address at all sends it nowhere)."""
+    if not new_base:
+        return False
+    try:
+        present = bool(store.effective(secret))
+    except store.SecretUnreadable:
+        present = True
+    current = store.destination(secret)
+    return present and (current or "").rstrip("/") != new_base
+
+
+def _reenter(field, what: str) -> None:
+    field.errors = [*field.errors, (
+        f"You changed where the {what} is sent: enter the {what} again to send it to "
+        "the new address (the saved one is never sent anywhere new)."
+    )]
+
+
+def _forget_moves(name: str) -> str | None:
+    """Why removing the desk's `name` would send a secret to another address, or None."""
+    if name in store.DESTINATIONS:  # the environment's secret would go to the current address
+        base_name = store.DESTINATIONS[name]
+        if current_app.config.get(name) and _moves(name, _next_base(base_name, "", str)):
+            return (f"the environment's value would be sent to the {LABELS[base_name].lower()} "
+                    "saved here. Remove that address first.")
+        return None
+    for secret, base_name in store.DESTINATIONS.items():
+        if base_name == name and _moves(secret, _next_base(name, "", str)):
+            return (f"the {LABELS[secret].lower()} would be sent to the environment's address. "
+                    "Empty the address field, enter the secret again and save.")
+    return None
+
+
 def _summary(done: dict[str, str | None]) -> str:
     parts = [f"{LABELS[name].lower()} {what}" for name, what in done.items() if what]
     return ", ".join(parts) if parts else "nothing changed"
@@ -122,6 +166,12 @@ def save_pipedrive():
     form = _pipedrive_form(request.form)
     if not form.validate_on_submit():
         return _page(pipedrive=form, status=400)
+    new_base = _next_base("PIPEDRIVE_BASE_URL", form.base_url.data, normalise_base_url)
+    if _moves("PIPEDRIVE_API_TOKEN", new_base) and not (form.api_token.data or "").strip():
+        _reenter(form.api_token, "API token")
+        return _page(pipedrive=form, status=400)
+    # OAuth tokens were issued for the old address: they are dropped, not moved.
+    oauth_moves = _moves("PIPEDRIVE_OAUTH_ACCESS_TOKEN", new_base)
     done = {
         "PIPEDRIVE_AUTH_MODE": store.save("PIPEDRIVE_AUTH_MODE", form.mode.data),
         "PIPEDRIVE_BASE_URL": _save_plain("PIPEDRIVE_BASE_URL", form.base_url.data,
@@ -132,6 +182,9 @@ def save_pipedrive():
         "PIPEDRIVE_OAUTH_CLIENT_SECRET": _save_secret("PIPEDRIVE_OAUTH_CLIENT_SECRET",
                                                       form.client_secret.data),
     }
+    if oauth_moves:
+        for name in ("PIPEDRIVE_OAUTH_ACCESS_TOKEN", "PIPEDRIVE_OAUTH_REFRESH_TOKEN"):
+            done[name] = "removed (connect with Pipedrive again)" if store.forget(name) else None
     db.session.commit()
     flash(f"Pipedrive connection saved: {_summary(done)}.", "success")
     return redirect(url_for("connections.index"), 303)
@@ -142,6 +195,10 @@ def save_pipedrive():
 def save_stripe():
     form = _stripe_form(request.form)
     if not form.validate_on_submit():
+        return _page(stripe=form, status=400)
+    new_base = _next_base("STRIPE_API_BASE", form.api_base.data, http_url)
+    if _moves("STRIPE_SECRET_KEY", new_base) and not (form.secret_key.data or "").strip():
+        _reenter(form.secret_key, "secret key")
         return _page(stripe=form, status=400)
     done = {
         "STRIPE_SECRET_KEY": _save_secret("STRIPE_SECRET_KEY", form.secret_key.data),
@@ -159,6 +216,10 @@ def forget(name: str):
     """Drop the value saved in the desk; the environment's applies again."""
     if name not in LABELS or not EmptyForm().validate_on_submit():
         abort(404 if name not in LABELS else 400)
+    moved = _forget_moves(name)
+    if moved:
+        flash(f"{LABELS[name]} not removed: {moved}", "error")
+        return redirect(url_for("connections.index"), 303)
     if store.forget(name):
         db.session.commit()
         flash(f"{LABELS[name]} removed from the desk; the environment's value applies, "

@@ -20,6 +20,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.audit.operations import record
+from app.config import vendor_url_problem
 from app.connections.models import Setting
 from app.extensions import db
 from app.types import utcnow
@@ -45,6 +46,15 @@ PLAIN_NAMES = frozenset(
 )
 NAMES = SECRET_NAMES | PLAIN_NAMES
 MASK = "••••"
+# A secret -> the setting that says where it is sent. Changing that address
+# requires entering the secret again (routes), and outside the sandbox profile
+# a secret is handed out only for the vendor's own host (`credential`).
+DESTINATIONS = {
+    "STRIPE_SECRET_KEY": "STRIPE_API_BASE",
+    "PIPEDRIVE_API_TOKEN": "PIPEDRIVE_BASE_URL",
+    "PIPEDRIVE_OAUTH_ACCESS_TOKEN": "PIPEDRIVE_BASE_URL",
+}
+DEFAULT_BASES = {"STRIPE_API_BASE": "https://api.stripe.com"}
 
 
 class ConnectionNotConfigured(Exception):
@@ -54,12 +64,25 @@ class ConnectionNotConfigured(Exception):
 class SecretUnreadable(Exception):
     """A saved secret cannot be decrypted with the current DESK_ENCRYPTION_KEY."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, message: str | None = None) -> None:
         super().__init__(
-            f"{name} is saved in the desk but cannot be decrypted with the current "
-            "DESK_ENCRYPTION_KEY: enter it again on the Connections page"
+            message or f"{name} is saved in the desk but cannot be decrypted with the "
+            "current DESK_ENCRYPTION_KEY: enter it again on the Connections page"
         )
         self.name = name
+
+
+class DestinationRefused(SecretUnreadable):
+    """A secret would go to an address that is not the vendor's own (outside the
+    sandbox profile): it is not handed out. A SecretUnreadable, so every caller
+    that already reports an unusable secret reports this one too."""
+
+    def __init__(self, name: str, base_name: str, problem: str) -> None:
+        super().__init__(
+            name,
+            f"{name} is not sent: the address {base_name} {problem}; correct the address "
+            "on the Connections page and enter the secret again",
+        )
 
 
 def _fernet(key: str | None = None) -> Fernet:
@@ -103,6 +126,41 @@ def effective(name: str) -> str | None:
     if value is not None:
         return value
     return current_app.config.get(name) or None
+
+
+def sandbox_profile() -> bool:
+    """True when base URLs may point anywhere (the demo's and the tests' sandboxes).
+
+    DESK_SANDBOX=1 in the environment turns it on (`flask desk demo` sets it);
+    unset, it is on only in an app created for tests (TESTING).
+    """
+    flag = current_app.config.get("DESK_SANDBOX")
+    return bool(current_app.config.get("TESTING")) if flag is None else bool(flag)
+
+
+def base_problem(base_name: str, url: str) -> str | None:
+    """Why a base URL may not be used here, or None (always None in the sandbox profile)."""
+    return None if sandbox_profile() else vendor_url_problem(base_name, url)
+
+
+def destination(name: str) -> str | None:
+    """Where the secret `name` would be sent now (the effective base URL)."""
+    base_name = DESTINATIONS[name]
+    return effective(base_name) or DEFAULT_BASES.get(base_name)
+
+
+def credential(name: str) -> str | None:
+    """A secret to send to its vendor: `effective(name)`, but refused with
+    DestinationRefused when its destination is not the vendor's own host outside
+    the sandbox profile. Every caller that sends a secret uses this."""
+    value = effective(name)
+    base_name = DESTINATIONS.get(name)
+    if value and base_name:
+        base = destination(name)
+        problem = base_problem(base_name, base) if base else None
+        if problem:
+            raise DestinationRefused(name, base_name, problem)
+    return value
 
 
 def source(name: str) -> str | None:
@@ -246,7 +304,7 @@ def pipedrive_auth() -> dict:
     Raises ConnectionNotConfigured with the admin's next step when nothing is set.
     """
     if pipedrive_mode() == "oauth":
-        access = effective("PIPEDRIVE_OAUTH_ACCESS_TOKEN")
+        access = credential("PIPEDRIVE_OAUTH_ACCESS_TOKEN")
         if not access:
             raise ConnectionNotConfigured(
                 "Pipedrive is set to OAuth but not connected yet: an admin must click "
@@ -259,7 +317,7 @@ def pipedrive_auth() -> dict:
             "kind": "oauth", "access_token": access, "refresh": refresh,
             "expires_at": oauth_expires_at(),
         }
-    token = effective("PIPEDRIVE_API_TOKEN")
+    token = credential("PIPEDRIVE_API_TOKEN")
     if not token:
         raise ConnectionNotConfigured(
             "No Pipedrive API token: an admin must enter one on the Connections page "

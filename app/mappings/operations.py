@@ -30,6 +30,15 @@ from app.pipedrive.client import PipedriveClient, PipedriveError
 FIELD_PATHS = {"deal": "dealFields", "organization": "organizationFields",
                "person": "personFields"}
 _HASH_RE = re.compile(r"^[0-9a-f]{40}$", re.IGNORECASE)
+# Control characters (NUL, tabs, line breaks, C1), lone surrogates and the
+# invisible direction marks and overrides: never part of a field name people read.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+CONTROL_MESSAGE = ("A field name cannot contain control characters (such as NUL, tabs or line "
+                   "breaks) or invisible direction marks: type the name as Pipedrive shows it.")
+
+
+def has_control_characters(name: str) -> bool:
+    return bool(_CONTROL_RE.search(name))
 
 
 class MappingError(ValueError):
@@ -220,6 +229,8 @@ def parse_choice(purpose: Purpose, raw: str | None) -> tuple[str, str]:
     name = name.strip()
     if not name:
         raise MappingError({"field": "Choose a Pipedrive field, or switch this off."})
+    if has_control_characters(name):
+        raise MappingError({"field": CONTROL_MESSAGE})
     if entity not in purpose.entities:
         allowed = " or ".join(ENTITIES[e].lower() for e in purpose.entities)
         raise MappingError({"field": f"{purpose.label} can only be a {allowed} field."})
@@ -420,6 +431,8 @@ def create_field(client: PipedriveClient, purpose: Purpose, entity: str | None,
         raise MappingError({"new_name": f"{purpose.label} cannot live on a {entity}."})
     if not name:
         raise MappingError({"new_name": "Enter the name of the new Pipedrive field."})
+    if has_control_characters(name):
+        raise MappingError({"new_name": CONTROL_MESSAGE})
     if len(name) > 255:
         raise MappingError({"new_name": "At most 255 characters."})
     if _HASH_RE.match(name):

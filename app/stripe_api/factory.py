@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.connections.store import SecretUnreadable, effective
+from app.connections.store import SecretUnreadable, credential, destination
 from app.stripe_api.client import StripeGateway, StripeGatewayError
 
 
@@ -12,8 +12,8 @@ def stripe_gateway(**kwargs) -> StripeGateway:
     options = dict(current_app.config.get("STRIPE_GATEWAY_OPTIONS") or {})
     options.update(kwargs)
     try:
-        key = effective("STRIPE_SECRET_KEY")
-        base = effective("STRIPE_API_BASE") or "https://api.stripe.com"
+        key = credential("STRIPE_SECRET_KEY")  # never for a host other than Stripe's
+        base = destination("STRIPE_SECRET_KEY")
     except SecretUnreadable as exc:
         raise StripeGatewayError(
             str(exc), retryable=False, hint="Enter the Stripe key again on the Connections page."

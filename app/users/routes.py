@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.auth.forms import EmptyForm
 from app.auth.models import User
+from app.auth.operations import locked_emails, locked_failures, unlock_sign_in
 from app.auth.permissions import ROLES, public, requires
 from app.extensions import db
 from app.users import operations as ops
@@ -32,7 +33,7 @@ def _load(user_id: int) -> User:
 @requires("users.manage")
 def index():
     users = db.session.execute(select(User).order_by(User.email)).scalars().all()
-    return render_template("users/index.html", users=users)
+    return render_template("users/index.html", users=users, locked=locked_emails())
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
@@ -70,7 +71,7 @@ def _edit_page(user, edit=None, reset=None, status=200):
     return render_template(
         "users/edit.html", user=user, edit=edit, reset=reset, action=EmptyForm(),
         invite=ops.pending_invite(user), roles=ROLES,
-        is_self=user.id == current_user.id,
+        is_self=user.id == current_user.id, failures=locked_failures(user.email),
     ), status
 
 
@@ -118,6 +119,20 @@ def reactivate(user_id: int):
     ops.reactivate_user(user)
     db.session.commit()
     flash(f"{user.email} was reactivated and can sign in again.", "success")
+    return redirect(url_for("users.edit", user_id=user.id), 303)
+
+
+@bp.route("/admin/users/<int:user_id>/unlock", methods=["POST"])
+@requires("users.manage")
+def unlock(user_id: int):
+    """Forget the account's failed sign-ins: it may sign in again at once (audited)."""
+    user = _load(user_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    removed = unlock_sign_in(user.email, subject=user)
+    db.session.commit()
+    flash(f"Sign-in unlocked for {user.email} ({removed} failed attempt"
+          f"{'' if removed == 1 else 's'} forgotten).", "success")
     return redirect(url_for("users.edit", user_id=user.id), 303)
 
 

@@ -334,3 +334,23 @@ def test_billing_address_follows_its_mapping_into_the_draft(app, synced, admin):
     mapped = draft_address(deal_id)
     assert mapped["line1"] == "Accounts Payable, Hafenstrasse 5, 20095 Hamburg"
     assert mapped["city"] == ""
+
+
+def test_field_names_with_control_characters_are_refused_next_to_the_field(app, synced, admin):
+    """Issue 15 defect 8: NUL, control characters and direction overrides in a name."""
+    before = len(_deal_fields(synced))
+    for bad in ("Invoice\x00number", "Invoice\x1b[31mnumber", "Invoice\nnumber",
+                "Invoice\u202enumber", "Invoice\x85number"):
+        resp = admin.post("/admin/mappings/wb_deal_invoice_number/create",
+                          {"new_name": bad, "new_entity": "deal"}, htmx=True)
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 400, repr(bad)
+        assert 'id="new-name-wb_deal_invoice_number-error"' in html
+        assert "cannot contain control characters" in html
+        resp = admin.post("/admin/mappings/po_number", {"field": f"deal:PO{bad[7:]}number"})
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 400 and 'id="field-po_number-error"' in html
+        assert "cannot contain control characters" in html
+    assert len(_deal_fields(synced)) == before  # nothing was created in Pipedrive
+    assert _row(app, "wb_deal_invoice_number") is None and _row(app, "po_number") is None
+    assert "pipedrive_field.create" not in _actions(app, "pipedrive_field")
