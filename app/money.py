@@ -85,8 +85,34 @@ def _well_grouped(integer: str, sep: str) -> bool:
     )
 
 
+# A person's number format (User.number_format): which separator is the decimal one.
+# "auto" reads either convention and asks back when a lone separator could be both.
+NUMBER_FORMATS = {
+    "auto": "Either 1,234.56 or 1.234,56 (“1,500” alone is asked back)",
+    "point": "1,234.56 (a decimal point)",
+    "comma": "1.234,56 (a decimal comma)",
+}
+_DECIMAL_MARK = {"point": ".", "comma": ","}
+
+
+def user_number_format() -> str:
+    """The signed-in user's number format; "auto" outside a request or for no user."""
+    from flask import has_request_context
+
+    if not has_request_context():
+        return "auto"
+    from flask_login import current_user
+
+    fmt = getattr(current_user, "number_format", None)
+    return fmt if fmt in NUMBER_FORMATS else "auto"
+
+
 def parse_decimal(
-    text: str | None, *, unchanged: Decimal | None = None, example: str = _EXAMPLE
+    text: str | None,
+    *,
+    unchanged: Decimal | None = None,
+    example: str = _EXAMPLE,
+    fmt: str | None = None,
 ) -> Decimal:
     """Read a number as a person typed it, in either decimal convention, exactly.
 
@@ -102,6 +128,11 @@ def parse_decimal(
     - groups must be three digits ("1,23,4" is refused), a separator that appears
       twice groups thousands ("1,200,000"), and nothing else is accepted (no
       exponent such as "1e3", no letters, no currency signs).
+
+    With a fixed number format (`fmt` "point" or "comma", by default the signed-in
+    user's, see user_number_format) only that separator is the decimal one and the
+    other only groups thousands: in "point", "1,500" is 1500 and "1,5" is refused (a
+    comma there groups thousands); in "comma", "1.500" is 1500 and "1,5" is 1.5.
 
     `example`: what to say when the text is no number at all (the field's own example).
     `unchanged`: the field's stored value. A form re-sends fields the user did not
@@ -130,6 +161,20 @@ def parse_decimal(
         raise ValueError(example)
     marks = [c for c in body if c in ".,"]
     integer, fraction = body, ""
+    fmt = fmt or user_number_format()
+    if marks and fmt in _DECIMAL_MARK:
+        point = _DECIMAL_MARK[fmt]
+        group = "," if point == "." else "."
+        if marks.count(point) > 1 or (point in marks and marks[-1] != point):
+            raise ValueError(_format_message(raw, fmt))
+        integer, _, fraction = body.partition(point)
+        if point in body and not fraction.isdigit():
+            raise ValueError(example)
+        if group in integer:
+            if spaced or not _well_grouped(integer, group):
+                raise ValueError(_format_message(raw, fmt))
+            integer = integer.replace(group, "")
+        marks = []
     if marks:
         last = body.rfind(marks[-1])
         decimal_mark = marks[-1]
@@ -162,7 +207,8 @@ def parse_decimal(
             as_decimal = f"{Decimal(integer + '.' + fraction).normalize():f}"
             raise ValueError(
                 f"“{raw}” could be {sign}{as_group} or {sign}{as_decimal}: type "
-                f"{sign}{as_group} or {sign}{as_decimal} to say which."
+                f"{sign}{as_group} or {sign}{as_decimal} to say which (or set your number "
+                f"format under Your account)."
             )
     if spaced:
         if not _well_grouped(integer, " "):
@@ -173,6 +219,15 @@ def parse_decimal(
     if not integer.isdigit():
         raise ValueError(example)
     return Decimal(f"{sign}{integer}.{fraction}" if fraction else f"{sign}{integer}")
+
+
+def _format_message(raw: str, fmt: str) -> str:
+    point, group = ("point", "comma") if fmt == "point" else ("comma", "point")
+    return (
+        f"“{raw}” does not fit your number format, {NUMBER_FORMATS[fmt]}: the decimal "
+        f"separator is a {point} and a {group} only groups thousands in threes. Type it "
+        f"again, or change your number format under Your account."
+    )
 
 
 def _grouping_message(raw: str) -> str:

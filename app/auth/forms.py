@@ -6,6 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from app.money import NUMBER_FORMATS
+
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
@@ -26,11 +28,13 @@ def _zones() -> list[tuple[str, str]]:
 class AccountForm(FlaskForm):
     name = StringField("Name", validators=[Length(max=120)])
     timezone = SelectField("Time zone", choices=[])
+    number_format = SelectField("Number format", choices=[], default="auto")
     submit = SubmitField("Save")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = _zones()
+        self.number_format.choices = list(NUMBER_FORMATS.items())
 
 
 class PasswordForm(FlaskForm):

@@ -28,6 +28,10 @@ class User(UserMixin, db.Model):
     # Bumped on deactivation or password change: every existing session ends.
     session_version: Mapped[int] = mapped_column(default=1)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", comment="IANA zone")
+    number_format: Mapped[str] = mapped_column(
+        String(8), default="auto", server_default="auto",
+        comment="decimal separator typed: auto, point or comma (app.money.NUMBER_FORMATS)",
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 

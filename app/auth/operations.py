@@ -131,6 +131,7 @@ def user_state(user: User) -> dict:
         "roles": sorted(user.roles),
         "active": user.active,
         "timezone": user.timezone,
+        "number_format": user.number_format,
     }
 
 
@@ -164,9 +165,11 @@ def change_password(user: User, new_password: str, action: str = "user.password_
     record(action, "user", user.id, None, {"password": "changed"})
 
 
-def update_profile(user: User, name: str, timezone: str) -> None:
+def update_profile(user: User, name: str, timezone: str, number_format: str | None = None) -> None:
     before = user_state(user)
     user.name, user.timezone = name, timezone
+    if number_format is not None:
+        user.number_format = number_format
     after = user_state(user)
     if before != after:
         record("user.update", "user", user.id, before, after)

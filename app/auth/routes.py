@@ -82,7 +82,8 @@ def account():
     password = PasswordForm(prefix="password")
     if request.method == "POST":
         if "profile-submit" in request.form and profile.validate_on_submit():
-            update_profile(current_user, profile.name.data.strip(), profile.timezone.data)
+            update_profile(current_user, profile.name.data.strip(), profile.timezone.data,
+                           profile.number_format.data)
             db.session.commit()
             flash("Your account was saved.", "success")
             return redirect(url_for("auth.account"), 303)

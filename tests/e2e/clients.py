@@ -103,6 +103,15 @@ class DeskUser:
         assert "Traceback" not in r.text
         return r
 
+    def set_number_format(self, fmt: str) -> None:
+        """Your account -> Number format, as the person would set it."""
+        page = self.get("/account").text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        r = self.post("/account", {"csrf_token": token, "profile-name": self.role,
+                                   "profile-timezone": "UTC", "profile-number_format": fmt,
+                                   "profile-submit": "Save"})
+        assert r.status_code == 200 and "Your account was saved" in r.text, r.text[:500]
+
     def post(self, path: str, data: dict | None = None) -> requests.Response:
         """A plain form post (no htmx), following the redirect like a browser."""
         r = self.s.post(self.base + path, data=data or {}, timeout=TIMEOUT)

@@ -296,6 +296,9 @@ def in_chromium(findings: Findings, stack, plan: Plan) -> None:
 def test_a_month_of_billing(stack):
     findings = Findings()
     finance = DeskUser(stack.desk, "finance")
+    # Finance types amounts with a decimal point ("120.000" in KWD is 120, "1,500" is
+    # 1500); a decimal comma is then refused with a message, never read as 15.
+    finance.set_number_format("point")
     approver = DeskUser(stack.desk, "approver")
     admin = DeskUser(stack.desk, "admin")
     stripe = StripeSandbox(stack.stripe)

@@ -143,3 +143,61 @@ def test_admin_tax_percentages_follow_the_same_rule():
         parse_percent("1,500")  # was read as 1.5 without a word
     with pytest.raises(ValueError, match="as a number"):
         parse_percent("1e1")
+
+
+@pytest.mark.parametrize(
+    "fmt, typed, value",
+    [
+        ("point", "1.5", "1.5"),
+        ("point", "1,500", "1500"),
+        ("point", "120.000", "120"),  # a KWD price as a point user types it
+        ("point", "12,000.50", "12000.5"),
+        ("comma", "1,5", "1.5"),
+        ("comma", "1.500", "1500"),
+        ("comma", "12.000,50", "12000.5"),
+        ("comma", "12 000,50", "12000.5"),
+    ],
+)
+def test_a_fixed_number_format_reads_its_own_separators(fmt, typed, value):
+    assert parse_decimal(typed, fmt=fmt) == Decimal(value)
+
+
+@pytest.mark.parametrize(
+    "fmt, typed",
+    [("point", "1,5"), ("point", "1.500,5"), ("comma", "1.5"), ("comma", "1,500.5"),
+     ("point", "1.2.3")],
+)
+def test_a_fixed_number_format_refuses_the_other_convention(fmt, typed):
+    with pytest.raises(ValueError, match="does not fit your number format"):
+        parse_decimal(typed, fmt=fmt)
+
+
+def test_the_editor_reads_numbers_in_the_users_format(app, client, login, draft):
+    from app.auth.models import User
+
+    with app.app_context():
+        db.session.get(User, draft["finance"].id).number_format = "comma"
+        db.session.commit()
+    login(draft["finance"])
+    resp, line_id = _post_line(client, app, draft, quantity="1.500", unit_price="100,25")
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    line = _line(app, draft["invoice_id"], line_id)
+    assert line.quantity == Decimal(1500) and line.unit_price == Decimal("100.25")
+
+
+def test_the_account_page_saves_the_number_format_and_audits_it(app, client, login, draft):
+    from app.audit.models import AuditEntry
+    from app.auth.models import User
+
+    login(draft["finance"])
+    token = csrf_token(client, "/account")
+    resp = client.post("/account", data={
+        "csrf_token": token, "profile-name": "Fiona", "profile-timezone": "UTC",
+        "profile-number_format": "point", "profile-submit": "Save"})
+    assert resp.status_code == 303
+    with app.app_context():
+        assert db.session.get(User, draft["finance"].id).number_format == "point"
+        entry = db.session.execute(
+            db.select(AuditEntry).where(AuditEntry.action == "user.update")
+            .order_by(AuditEntry.id.desc())).scalars().first()
+        assert entry.after["number_format"] == "point"
