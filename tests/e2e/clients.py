@@ -73,6 +73,12 @@ def polite(session: requests.Session, method: str, url: str, **kw) -> requests.R
     return r
 
 
+def payment_state(status: str) -> str:
+    """The state in an invoice's status line: its second part after 'In Stripe'."""
+    parts = [p.strip() for p in status.split("·")]
+    return parts[1] if len(parts) > 1 and parts[0].lower() == "in stripe" else status
+
+
 class DeskUser:
     """One person signed in to the desk through the sign-in form."""
 
@@ -156,6 +162,11 @@ class Editor:
 
     def status(self) -> str:
         return text_of(self.user.get(f"/invoices/{self.id}/status").text)
+
+    def state(self, status: str | None = None) -> str:
+        """The payment state the status line names: 'In Stripe · paid · paid EUR 5.00'
+        -> 'paid'."""
+        return payment_state(status or self.status())
 
     def edit_line(self, line_id: int, **changes) -> requests.Response:
         page = self.page()
