@@ -50,6 +50,7 @@ from app.intake.models import (
     SyncState,
 )
 from app.intake.problems import STATUS_PROBLEMS, Problems, plain_error
+from app.money import plain_decimal
 from app.pipedrive.client import BudgetExhausted, PipedriveClient, PipedriveError
 from app.types import utcnow
 
@@ -195,11 +196,11 @@ def upsert_organization(data: dict) -> PdOrganization:
 def _product_state(p: PdDealProduct) -> dict:
     return {
         "name": p.name,
-        "item_price": str(p.item_price),
-        "quantity": str(p.quantity),
-        "discount": str(p.discount),
+        "item_price": plain_decimal(p.item_price),
+        "quantity": plain_decimal(p.quantity),
+        "discount": plain_decimal(p.discount),
         "discount_type": p.discount_type,
-        "tax": str(p.tax),
+        "tax": plain_decimal(p.tax),
         "tax_method": p.tax_method,
         "enabled": p.is_enabled,
         "billing_frequency": p.billing_frequency,
@@ -207,10 +208,16 @@ def _product_state(p: PdDealProduct) -> dict:
 
 
 def deal_state(deal: PdDeal) -> dict:
-    """What a draft invoice is built from; compared to detect drift and changes."""
+    """What a draft invoice is built from; compared to detect drift and changes.
+
+    Canonical: every number as plain_decimal text, so a deal just parsed ("10234.00")
+    and the same deal reloaded from a Numeric(20, 6) column ("10234.000000") give the
+    same state and the same content_hash (migration 0019 rehashed what was stored
+    before, see there).
+    """
     return {
         "title": deal.title,
-        "value": str(deal.value),
+        "value": plain_decimal(deal.value),
         "currency": deal.currency,
         "status": deal.status,
         "stage_id": deal.stage_id,
@@ -222,7 +229,8 @@ def deal_state(deal: PdDeal) -> dict:
     }
 
 
-def _hash(state: dict) -> str:
+def content_hash(state: dict) -> str:
+    """The digest of a deal_state() (PdDeal.content_hash, Invoice.deal_hash)."""
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
@@ -329,7 +337,7 @@ def finish_deal(deal: PdDeal, rules: Rules, resolver: FieldResolver) -> None:
         )
         if x
     ).lower()
-    deal.content_hash = _hash(deal_state(deal))
+    deal.content_hash = content_hash(deal_state(deal))
 
 
 # -- the run ---------------------------------------------------------------------------

@@ -89,3 +89,41 @@ def test_planner_statistics_match_the_table_on_postgresql(app, synced):
             text("SELECT reltuples FROM pg_class WHERE relname = 'pd_deal'")
         ).scalar()
         assert int(estimated) == _count(PdDeal)
+
+
+def test_a_deal_reloaded_and_synced_again_keeps_its_hash_and_shows_no_drift(app, draft, synced):
+    """deal_state is canonical: a deal parsed from Pipedrive ("1000.00") and the same
+    deal reloaded from its Numeric(20, 6) columns ("1000.000000") hash the same, so
+    re-deriving a reloaded deal (a contact webhook does) or syncing it again with the
+    same data neither changes its content_hash nor makes its draft look drifted."""
+    from app.intake.sync import refresh_contacts
+    from app.invoices.drafting import drift
+    from app.invoices.models import Invoice
+    from app.invoices.queries import drifted_among
+    from app.mismatches.rules import rule_2
+    from app.pipedrive.factory import pipedrive_client
+
+    with app.app_context():
+        deal = db.session.get(PdDeal, draft["deal_id"])
+        drafted_hash = deal.content_hash
+        assert db.session.get(Invoice, draft["invoice_id"]).deal_hash == drafted_hash
+        person_id = deal.person_id
+    with app.app_context():  # reloaded from the database, derived again
+        refresh_contacts(pipedrive_client(), person_ids=[person_id])
+        db.session.commit()
+        assert db.session.get(PdDeal, draft["deal_id"]).content_hash == drafted_hash
+    with app.app_context():  # and pulled again, with the same data
+        for _ in range(2):  # the first also stores products the default rules now want
+            run = run_deal_sync(full=True)
+            assert run.status == "ok", run.error
+        assert run.counts["updated"] == 0, run.counts
+        assert _count(DealChange, DealChange.deal_id == draft["deal_id"],
+                      DealChange.kind == "updated") == 0
+        deal = db.session.get(PdDeal, draft["deal_id"])
+        invoice = db.session.get(Invoice, draft["invoice_id"])
+        assert deal.content_hash == drafted_hash
+        assert drift(invoice, deal) is None and drifted_among([deal.id]) == set()
+        invoice.status = "pushed"  # once sent, the mismatch board's rule 2 agrees
+        db.session.flush()
+        assert [h for h in rule_2() if h.subject == f"invoice:{invoice.id}"] == []
+        db.session.rollback()
