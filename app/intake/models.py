@@ -276,6 +276,13 @@ class SyncRun(db.Model):
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who runs it, so a run whose scheduler died is found (app.jobs.queue.recover_runs).
+    owner: Mapped[str | None] = mapped_column(
+        String(120), comment="host:pid of the scheduler running it"
+    )
+    lease_until: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="renewed by its owner's heartbeat; past it, the run is interrupted"
+    )
 
 
 class DealChange(db.Model):

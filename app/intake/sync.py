@@ -193,31 +193,31 @@ def upsert_organization(data: dict) -> PdOrganization:
     return row
 
 
-def _product_state(p: PdDealProduct) -> dict:
+def _product_state(p: PdDealProduct, number: Callable[[Decimal], str]) -> dict:
     return {
         "name": p.name,
-        "item_price": plain_decimal(p.item_price),
-        "quantity": plain_decimal(p.quantity),
-        "discount": plain_decimal(p.discount),
+        "item_price": number(p.item_price),
+        "quantity": number(p.quantity),
+        "discount": number(p.discount),
         "discount_type": p.discount_type,
-        "tax": plain_decimal(p.tax),
+        "tax": number(p.tax),
         "tax_method": p.tax_method,
         "enabled": p.is_enabled,
         "billing_frequency": p.billing_frequency,
     }
 
 
-def deal_state(deal: PdDeal) -> dict:
+def deal_state(deal: PdDeal, number: Callable[[Decimal], str] = plain_decimal) -> dict:
     """What a draft invoice is built from; compared to detect drift and changes.
 
     Canonical: every number as plain_decimal text, so a deal just parsed ("10234.00")
     and the same deal reloaded from a Numeric(20, 6) column ("10234.000000") give the
-    same state and the same content_hash (migration 0019 rehashed what was stored
-    before, see there).
+    same state and the same content_hash. `number` is only ever str in migration
+    0019, which recomputes the hashes stored before (see there).
     """
     return {
         "title": deal.title,
-        "value": plain_decimal(deal.value),
+        "value": number(deal.value),
         "currency": deal.currency,
         "status": deal.status,
         "stage_id": deal.stage_id,
@@ -225,7 +225,7 @@ def deal_state(deal: PdDeal) -> dict:
         "person_id": deal.person_id,
         "org_id": deal.org_id,
         "billing_email": deal.billing_email,
-        "products": {str(p.id): _product_state(p) for p in deal.products},
+        "products": {str(p.id): _product_state(p, number) for p in deal.products},
     }
 
 

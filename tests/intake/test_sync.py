@@ -127,3 +127,43 @@ def test_a_deal_reloaded_and_synced_again_keeps_its_hash_and_shows_no_drift(app,
         db.session.flush()
         assert [h for h in rule_2() if h.subject == f"invoice:{invoice.id}"] == []
         db.session.rollback()
+
+
+def test_migration_0019_rehashes_deals_and_carries_their_drafts_along(app, draft, synced):
+    """Drafts made before the upgrade hold an old-style hash (str(Decimal)): the
+    migration moves the ones built from the deal as it is to the canonical hash, so
+    they do not all show drift; a draft built from other content keeps its drift."""
+    import importlib.util
+    from pathlib import Path
+
+    from app.intake.sync import content_hash, deal_state
+    from app.invoices.drafting import create_draft
+    from app.invoices.models import Invoice
+    from app.invoices.queries import drifted_among
+    from app.pipedrive.factory import pipedrive_client
+
+    path = next((Path(__file__).parents[2] / "migrations/versions").glob("0019_*.py"))
+    spec = importlib.util.spec_from_file_location("migration_0019", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with app.app_context():
+        deal = db.session.get(PdDeal, draft["deal_id"])
+        other = db.session.execute(select(PdDeal).where(
+            PdDeal.ready.is_(True), PdDeal.id != deal.id, PdDeal.product_count > 0)
+        ).scalars().first()
+        drifted = create_draft(other, None, pipedrive_client())
+        canonical, old_style = content_hash(deal_state(deal)), content_hash(deal_state(deal, str))
+        assert canonical != old_style  # the stored numbers carry the column's zeros
+        # As stored before the upgrade: the old-style hash on the deal and its draft;
+        # the other deal changed after its draft was made.
+        deal.content_hash = old_style
+        db.session.get(Invoice, draft["invoice_id"]).deal_hash = old_style
+        drifted.deal_hash = "0" * 64
+        db.session.commit()
+        assert drifted_among([deal.id, other.id]) == {other.id}
+        with db.engine.begin() as conn:
+            assert migration.rehash_deals(conn) == 1
+        db.session.expire_all()
+        assert db.session.get(PdDeal, deal.id).content_hash == canonical
+        assert db.session.get(Invoice, draft["invoice_id"]).deal_hash == canonical
+        assert drifted_among([deal.id, other.id]) == {other.id}
