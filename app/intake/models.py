@@ -284,6 +284,18 @@ class SyncRun(db.Model):
         UTCDateTime, comment="renewed by its owner's heartbeat; past it, the run is interrupted"
     )
 
+    @property
+    def owner_gone(self) -> bool:
+        """Still "running", but the scheduler running it is gone (its lease passed, or
+        its process on this host no longer exists): it will never finish."""
+        if self.status != "running":
+            return False
+        from app.jobs.queue import _local_process_alive
+
+        if self.owner and _local_process_alive(self.owner) is False:
+            return True
+        return self.lease_until is not None and self.lease_until < utcnow()
+
 
 class DealChange(db.Model):
     """What a sync changed on a deal's snapshot: the deal page's sync history."""

@@ -357,7 +357,10 @@ def _state() -> SyncState:
 
 
 def start_run(job: str, trigger: str) -> SyncRun:
-    run = SyncRun(job=job, trigger=trigger, status="running", counts={})
+    from app.jobs.queue import owner_name, run_lease
+
+    run = SyncRun(job=job, trigger=trigger, status="running", counts={},
+                  owner=owner_name(), lease_until=utcnow() + run_lease())
     db.session.add(run)
     db.session.flush()
     return run
