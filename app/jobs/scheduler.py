@@ -308,7 +308,7 @@ class Scheduler:
         self.tick = float(cfg.get("SCHEDULER_TICK_SECONDS", 1.0))
         self.standby_seconds = float(cfg.get("SCHEDULER_STANDBY_SECONDS", 10.0))
         self.heartbeat_seconds = float(cfg.get("SCHEDULER_HEARTBEAT_SECONDS", 10.0))
-        self.grace = float(cfg.get("SCHEDULER_STOP_GRACE_SECONDS", 20.0))
+        self.grace = float(cfg.get("SCHEDULER_STOP_GRACE_SECONDS", 8.0))
         # A new leader waits this long before its first job: by then a leader that lost
         # the lock (it checks every tick and before every job) has stopped starting jobs.
         self.takeover = float(cfg.get("SCHEDULER_TAKEOVER_SECONDS", 2 * self.tick))
