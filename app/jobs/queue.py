@@ -153,7 +153,7 @@ def mark_timed_out(run_ids: list[int], seconds: float) -> int:
 
 
 def interrupt_own_runs(owner: str | None = None) -> int:
-    """This scheduler stops (SIGTERM, lost leadership) with runs it could not finish."""
+    """This scheduler stops (SIGTERM) with runs it could not finish in the grace period."""
     owner = owner or owner_name()
     return _end_runs(SyncRun.owner == owner, INTERRUPTED, _interrupted_text(owner))
 
@@ -171,7 +171,7 @@ def renew_leases(owner: str | None = None) -> int:
 
 def _interrupted_text(owner: str | None) -> str:
     who = f" ({owner})" if owner else ""
-    return (f"Interrupted: the scheduler running it{who} stopped before it finished. "
+    return (f"The scheduler running it{who} stopped before it finished. "
             "Nothing after the last saved step was done; the next run (or Run now) "
             "picks up from there.")
 
