@@ -41,8 +41,10 @@ class JobTimedOut(Exception):
 
 
 def owner_name() -> str:
-    """Who runs a run (the same form as a push job's worker): host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs a run: host:pid, the same name a push job's worker goes by."""
+    from app.push.operations import worker_name
+
+    return worker_name()
 
 
 def run_lease() -> dt.timedelta:
