@@ -9,7 +9,7 @@ from app.auth.permissions import requires
 from app.extensions import db
 from app.intake.models import PdDeal, SyncRun, SyncState
 from app.intake.problems import STATUS_PROBLEMS, open_problems
-from app.jobs.queue import request_job
+from app.jobs.queue import INTERRUPTED, TIMED_OUT, request_job
 from app.jobs.scheduler import JOBS
 from app.payments.models import JobSchedule
 from app.types import utcnow
@@ -40,7 +40,8 @@ def index():
     attention = (
         db.session.execute(
             select(SyncRun)
-            .where(SyncRun.id.in_(last_ids), SyncRun.status.in_(("failed", STATUS_PROBLEMS)))
+            .where(SyncRun.id.in_(last_ids),
+                   SyncRun.status.in_(("failed", STATUS_PROBLEMS, INTERRUPTED, TIMED_OUT)))
             .order_by(SyncRun.id.desc())
         )
         .scalars()

@@ -276,6 +276,25 @@ class SyncRun(db.Model):
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who runs it, so a run whose scheduler died is found (app.jobs.queue.recover_runs).
+    owner: Mapped[str | None] = mapped_column(
+        String(120), comment="host:pid of the scheduler running it"
+    )
+    lease_until: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="renewed by its owner's heartbeat; past it, the run is interrupted"
+    )
+
+    @property
+    def owner_gone(self) -> bool:
+        """Still "running", but the scheduler running it is gone (its lease passed, or
+        its process on this host no longer exists): it will never finish."""
+        if self.status != "running":
+            return False
+        from app.jobs.queue import _local_process_alive
+
+        if self.owner and _local_process_alive(self.owner) is False:
+            return True
+        return self.lease_until is not None and self.lease_until < utcnow()
 
 
 class DealChange(db.Model):

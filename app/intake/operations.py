@@ -19,8 +19,13 @@ JOB_DEALS = "pipedrive.deals"
 def request_sync(trigger: str = "manual", full: bool = False) -> SyncRun:
     """Queue a deal sync for the scheduler process (web requests never run it).
 
-    One queued or running sync at a time: a second request joins the first.
+    One queued or running sync at a time: a second request joins the first. A
+    "running" sync whose scheduler is gone is marked interrupted first (it would
+    never finish), so it is not joined.
     """
+    from app.jobs.queue import recover_runs
+
+    recover_runs()
     pending = (
         db.session.execute(
             select(SyncRun)

@@ -52,6 +52,7 @@ from app.intake.models import (
     SyncState,
 )
 from app.intake.problems import STATUS_PROBLEMS, Problems, plain_error
+from app.money import plain_decimal
 from app.pipedrive.client import BudgetExhausted, PipedriveClient, PipedriveError
 from app.types import utcnow
 
@@ -194,25 +195,31 @@ def upsert_organization(data: dict) -> PdOrganization:
     return row
 
 
-def _product_state(p: PdDealProduct) -> dict:
+def _product_state(p: PdDealProduct, number: Callable[[Decimal], str]) -> dict:
     return {
         "name": p.name,
-        "item_price": str(p.item_price),
-        "quantity": str(p.quantity),
-        "discount": str(p.discount),
+        "item_price": number(p.item_price),
+        "quantity": number(p.quantity),
+        "discount": number(p.discount),
         "discount_type": p.discount_type,
-        "tax": str(p.tax),
+        "tax": number(p.tax),
         "tax_method": p.tax_method,
         "enabled": p.is_enabled,
         "billing_frequency": p.billing_frequency,
     }
 
 
-def deal_state(deal: PdDeal) -> dict:
-    """What a draft invoice is built from; compared to detect drift and changes."""
+def deal_state(deal: PdDeal, number: Callable[[Decimal], str] = plain_decimal) -> dict:
+    """What a draft invoice is built from; compared to detect drift and changes.
+
+    Canonical: every number as plain_decimal text, so a deal just parsed ("10234.00")
+    and the same deal reloaded from a Numeric(20, 6) column ("10234.000000") give the
+    same state and the same content_hash. `number` is only ever str in migration
+    0019, which recomputes the hashes stored before (see there).
+    """
     return {
         "title": deal.title,
-        "value": str(deal.value),
+        "value": number(deal.value),
         "currency": deal.currency,
         "status": deal.status,
         "stage_id": deal.stage_id,
@@ -220,11 +227,12 @@ def deal_state(deal: PdDeal) -> dict:
         "person_id": deal.person_id,
         "org_id": deal.org_id,
         "billing_email": deal.billing_email,
-        "products": {str(p.id): _product_state(p) for p in deal.products},
+        "products": {str(p.id): _product_state(p, number) for p in deal.products},
     }
 
 
-def _hash(state: dict) -> str:
+def content_hash(state: dict) -> str:
+    """The digest of a deal_state() (PdDeal.content_hash, Invoice.deal_hash)."""
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
@@ -331,7 +339,7 @@ def finish_deal(deal: PdDeal, rules: Rules, resolver: FieldResolver) -> None:
         )
         if x
     ).lower()
-    deal.content_hash = _hash(deal_state(deal))
+    deal.content_hash = content_hash(deal_state(deal))
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -351,7 +359,10 @@ def _state() -> SyncState:
 
 
 def start_run(job: str, trigger: str) -> SyncRun:
-    run = SyncRun(job=job, trigger=trigger, status="running", counts={})
+    from app.jobs.queue import owner_name, run_lease
+
+    run = SyncRun(job=job, trigger=trigger, status="running", counts={},
+                  owner=owner_name(), lease_until=utcnow() + run_lease())
     db.session.add(run)
     db.session.flush()
     return run

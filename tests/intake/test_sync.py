@@ -89,3 +89,81 @@ def test_planner_statistics_match_the_table_on_postgresql(app, synced):
             text("SELECT reltuples FROM pg_class WHERE relname = 'pd_deal'")
         ).scalar()
         assert int(estimated) == _count(PdDeal)
+
+
+def test_a_deal_reloaded_and_synced_again_keeps_its_hash_and_shows_no_drift(app, draft, synced):
+    """deal_state is canonical: a deal parsed from Pipedrive ("1000.00") and the same
+    deal reloaded from its Numeric(20, 6) columns ("1000.000000") hash the same, so
+    re-deriving a reloaded deal (a contact webhook does) or syncing it again with the
+    same data neither changes its content_hash nor makes its draft look drifted."""
+    from app.intake.sync import refresh_contacts
+    from app.invoices.drafting import drift
+    from app.invoices.models import Invoice
+    from app.invoices.queries import drifted_among
+    from app.mismatches.rules import rule_2
+    from app.pipedrive.factory import pipedrive_client
+
+    with app.app_context():
+        deal = db.session.get(PdDeal, draft["deal_id"])
+        drafted_hash = deal.content_hash
+        assert db.session.get(Invoice, draft["invoice_id"]).deal_hash == drafted_hash
+        person_id = deal.person_id
+    with app.app_context():  # reloaded from the database, derived again
+        refresh_contacts(pipedrive_client(), person_ids=[person_id])
+        db.session.commit()
+        assert db.session.get(PdDeal, draft["deal_id"]).content_hash == drafted_hash
+    with app.app_context():  # and pulled again, with the same data
+        for _ in range(2):  # the first also stores products the default rules now want
+            run = run_deal_sync(full=True)
+            assert run.status == "ok", run.error
+        assert run.counts["updated"] == 0, run.counts
+        assert _count(DealChange, DealChange.deal_id == draft["deal_id"],
+                      DealChange.kind == "updated") == 0
+        deal = db.session.get(PdDeal, draft["deal_id"])
+        invoice = db.session.get(Invoice, draft["invoice_id"])
+        assert deal.content_hash == drafted_hash
+        assert drift(invoice, deal) is None and drifted_among([deal.id]) == set()
+        invoice.status = "pushed"  # once sent, the mismatch board's rule 2 agrees
+        db.session.flush()
+        assert [h for h in rule_2() if h.subject == f"invoice:{invoice.id}"] == []
+        db.session.rollback()
+
+
+def test_migration_0019_rehashes_deals_and_carries_their_drafts_along(app, draft, synced):
+    """Drafts made before the upgrade hold an old-style hash (str(Decimal)): the
+    migration moves the ones built from the deal as it is to the canonical hash, so
+    they do not all show drift; a draft built from other content keeps its drift."""
+    import importlib.util
+    from pathlib import Path
+
+    from app.intake.sync import content_hash, deal_state
+    from app.invoices.drafting import create_draft
+    from app.invoices.models import Invoice
+    from app.invoices.queries import drifted_among
+    from app.pipedrive.factory import pipedrive_client
+
+    path = next((Path(__file__).parents[2] / "migrations/versions").glob("0019_*.py"))
+    spec = importlib.util.spec_from_file_location("migration_0019", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with app.app_context():
+        deal = db.session.get(PdDeal, draft["deal_id"])
+        other = db.session.execute(select(PdDeal).where(
+            PdDeal.ready.is_(True), PdDeal.id != deal.id, PdDeal.product_count > 0)
+        ).scalars().first()
+        drifted = create_draft(other, None, pipedrive_client())
+        canonical, old_style = content_hash(deal_state(deal)), content_hash(deal_state(deal, str))
+        assert canonical != old_style  # the stored numbers carry the column's zeros
+        # As stored before the upgrade: the old-style hash on the deal and its draft;
+        # the other deal changed after its draft was made.
+        deal.content_hash = old_style
+        db.session.get(Invoice, draft["invoice_id"]).deal_hash = old_style
+        drifted.deal_hash = "0" * 64
+        db.session.commit()
+        assert drifted_among([deal.id, other.id]) == {other.id}
+        with db.engine.begin() as conn:
+            assert migration.rehash_deals(conn) == 1
+        db.session.expire_all()
+        assert db.session.get(PdDeal, deal.id).content_hash == canonical
+        assert db.session.get(Invoice, draft["invoice_id"]).deal_hash == canonical
+        assert drifted_among([deal.id, other.id]) == {other.id}

@@ -281,3 +281,20 @@ def test_patch_deal_product_bumps_deal(pipedrive_seeded):
     after = sb.get("/api/v2/deals/2").json(parse_float=Decimal)["data"]
     assert after["update_time"] > before["update_time"]
     assert after["value"] > before["value"]
+
+
+def test_ui_edit_takes_a_decimal_quantity_exactly(pipedrive_seeded):
+    """The control API parses its body exactly: 4.5 reaches the deal as Decimal 4.5
+    (through float it was refused as "not a number"), and bad bodies are a plain 400."""
+    sb = pipedrive_seeded
+    dp = sb.get("/api/v2/deals/4/products").json()["data"][0]
+    resp = requests.post(f"{sb.url}/_sandbox/deals/4/ui-edit", timeout=TIMEOUT,
+                         data=f'{{"products": [{{"id": {dp["id"]}, "quantity": 4.5}}]}}',
+                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    after = sb.get("/api/v2/deals/4/products").json(parse_float=Decimal)["data"][0]
+    assert after["quantity"] == Decimal("4.5")
+    for bad in ('{"products": [{"id": 1', '[1, 2]', '{"products": "all"}'):
+        resp = requests.post(f"{sb.url}/_sandbox/deals/4/ui-edit", data=bad, timeout=TIMEOUT,
+                             headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400, (bad, resp.status_code, resp.text)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from flask import Flask, request
 
+from . import jsonutil
 from .api import json_response
 from .validation import ApiError
 
@@ -18,8 +19,18 @@ def register_control(app: Flask, sb, *, update_deal, update_deal_product, with_c
     register_pages(app, sb)
 
     def body() -> dict:
-        data = request.get_json(silent=True)
-        return data if isinstance(data, dict) else {}
+        """The JSON body, parsed exactly (numbers with a fraction as Decimal, never
+        float, like the API's own bodies); none is {}; bad JSON is a plain 400."""
+        raw = request.get_data()
+        if not raw.strip():
+            return {}
+        try:
+            data = jsonutil.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, "Invalid JSON in request body", "ERR_INVALID_JSON") from exc
+        if not isinstance(data, dict):
+            raise ApiError(400, "The request body must be a JSON object", "ERR_INVALID_JSON")
+        return data
 
     def reply(data, status: int = 200):
         return json_response({"success": True, "data": data}, status)
@@ -105,7 +116,11 @@ def register_control(app: Flask, sb, *, update_deal, update_deal_product, with_c
         ``products: [{"id": <deal product id>, "quantity": ..., ...}]``.
         """
         b = dict(body())
-        products = b.pop("products", [])
+        products = b.pop("products", None) or []
+        if not isinstance(products, list) or not all(
+            isinstance(p, dict) and "id" in p for p in products
+        ):
+            raise ApiError(400, 'products must be a list of {"id": <deal product id>, ...}')
         with store.lock:
             for p in products:
                 p = dict(p)
