@@ -109,7 +109,11 @@ def test_failure_answers_500_so_stripe_retries(app, client, pushed, stripe_sandb
         content_type="application/json",
     )
     assert resp.status_code == 500
-    assert _stored(app) == 0  # rolled back: the retry will store and process it
+    # Kept (issue 15, 12): the raw event and its error, for Stripe's retry or a replay.
+    with app.app_context():
+        row = db.session.get(StripeEvent, "evt_retry")
+        assert (row.status, row.attempts) == ("failed", 1)
+        assert "Stripe could not be reached" in row.error
     stripe_sandbox.clear_faults()
     resp = client.post(
         "/webhooks/stripe",
@@ -118,6 +122,9 @@ def test_failure_answers_500_so_stripe_retries(app, client, pushed, stripe_sandb
         content_type="application/json",
     )
     assert resp.status_code == 200 and _stored(app) == 1
+    with app.app_context():
+        row = db.session.get(StripeEvent, "evt_retry")
+        assert (row.status, row.error) == ("processed", None)
 
 
 @pytest.fixture
