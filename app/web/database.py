@@ -99,5 +99,6 @@ def insert_ignore(model, **values) -> bool:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    key = list(model.__table__.primary_key.columns)
+    statement = insert(model.__table__).values(**values).on_conflict_do_nothing()
+    return db.session.execute(statement.returning(*key)).first() is not None
