@@ -269,3 +269,30 @@ def test_events_dropped_by_stripes_clock_are_recovered_from_the_invoices(
     run = _sync(app)
     assert run.counts["fallback_invoices"] >= 1
     assert _inv(app, pushed["invoice_id"]).payment_status == "paid"
+
+
+def test_a_deadlocked_pull_is_run_again_and_ends_ok(app, pushed, stripe_sandbox, monkeypatch,
+                                                      caplog):
+    """B1: a deadlock (or serialization failure) in the pull is not a failed run."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.payments.operations as operations
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real, calls = operations.pull_events, []
+
+    def deadlock_once(gateway, run):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE invoice ...", {}, Deadlock("deadlock detected"))
+        return real(gateway, run)
+
+    monkeypatch.setattr(operations, "pull_events", deadlock_once)
+    stripe_sandbox.pay_invoice(pushed["stripe_id"], 1000)
+    caplog.set_level("INFO")
+    run = _sync(app)
+    assert len(calls) == 2 and run.error is None
+    assert _inv(app, pushed["invoice_id"]).payment_status == "partially_paid"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
