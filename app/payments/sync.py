@@ -662,9 +662,10 @@ def pull_events(
         page = _obj(page)
         data = page.get("data") or []
         events += data
-        if not page.get("has_more") or not data:
+        last = data[-1].get("id") if data and isinstance(data[-1], dict) else None
+        if not page.get("has_more") or not isinstance(last, str):
             break
-        params = dict(params, starting_after=data[-1]["id"])
+        params = dict(params, starting_after=last)
     counts["events"] = len(events)
     # Writes from here on, in the documented lock order (app.audit.operations).
     lock_chain()
