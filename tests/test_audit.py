@@ -396,3 +396,23 @@ def test_reseal_after_a_change_of_secret_key(app):
         db.session.commit()
     result = app.test_cli_runner().invoke(args=["desk", "audit", "reseal", "--yes"])
     assert result.exit_code != 0 and "cannot be resealed" in result.output
+
+
+def test_the_chain_lock_is_taken_once_per_transaction_and_held_to_its_end(app):
+    """The lock order (app.audit.operations): `lock_chain()` first, `record()` takes it
+    again without waiting on itself, and it is held until the commit."""
+    import pytest
+
+    from app.audit.operations import _PG_CHAIN_LOCK, lock_chain
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the advisory lock is PostgreSQL's")
+        lock_chain()
+        record("test.locked", "thing", 1)  # re-entrant: does not wait for itself
+        held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND objid = :lo")
+        lo = _PG_CHAIN_LOCK & 0xFFFFFFFF
+        assert db.session.execute(held, {"lo": lo}).scalar() == 1
+        db.session.commit()
+        assert db.session.execute(held, {"lo": lo}).scalar() == 0

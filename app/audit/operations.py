@@ -24,6 +24,19 @@ GENESIS = "0" * 64
 # Any constant: serialises audit writers on PostgreSQL so the chain stays linear.
 _PG_CHAIN_LOCK = 7_260_311_001
 
+# LOCK ORDER (PostgreSQL; SQLite has one writer at a time and cannot deadlock here).
+# Every transaction that changes state writes an audit entry, so every writer ends up
+# holding the audit chain lock; taking it late, after row locks, is what deadlocks
+# (a webhook holding an invoice row waits for the chain lock held by a job that waits
+# for that invoice row). So, in every transaction that locks or writes rows and will
+# record an audit entry, take the locks in this order:
+#   1. the audit chain lock: `lock_chain()`, first, before any row is locked or written;
+#   2. invoice rows (SELECT ... FOR UPDATE, lowest id first when there are several);
+#   3. everything else: stripe_event, invoice_stripe_state, writeback rows, sync state.
+# `record()` takes (1) again; pg_advisory_xact_lock is re-entrant in one transaction.
+# Work that still meets a deadlock or serialization failure is run again whole
+# (app.web.database.retry_transient), never reported as a failure.
+
 _system_actor: str | None = None
 
 
@@ -181,6 +194,14 @@ def _head_forgotten(session: Session) -> None:
     session.info.pop(_COMMITTING, None)
 
 
+def lock_chain() -> None:
+    """Take the audit chain lock for the rest of the transaction: first, before any row
+    lock (see LOCK ORDER above). A no-op on SQLite, whose write lock plays the part."""
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
+
+
 def record(
     action: str,
     object_type: str,
@@ -192,8 +213,7 @@ def record(
 ) -> AuditEntry:
     """Add an audit entry to the current transaction (flushes, never commits)."""
     session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
+    lock_chain()
     if actor is not None:
         actor_id, actor_label = actor.id, actor.email
     else:

@@ -8,15 +8,18 @@ worker never calls Pipedrive and a replayed delivery changes nothing.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth.permissions import public
 from app.extensions import db
 from app.intake.models import PipedriveWebhookEvent
+from app.web.database import id_value
 
 log = logging.getLogger("billing_desk.webhooks")
 bp = Blueprint("pipedrive_webhooks", __name__)
@@ -48,6 +51,25 @@ def _authorized() -> bool:
     )
 
 
+# Larger than any real delivery (a Stripe invoice event with hundreds of lines is well
+# under it); a body beyond it is refused before it is read.
+WEBHOOK_MAX_CONTENT_LENGTH = 1024 * 1024
+
+
+def read_body() -> tuple[bytes, tuple | None]:
+    """The raw request body, or a 413 answer when it is larger than the webhooks take
+    (WEBHOOK_MAX_CONTENT_LENGTH in the config, else 1 MiB)."""
+    request.max_content_length = current_app.config.get(
+        "WEBHOOK_MAX_CONTENT_LENGTH", WEBHOOK_MAX_CONTENT_LENGTH
+    )
+    try:
+        return request.get_data(cache=True), None
+    except RequestEntityTooLarge:
+        limit = request.max_content_length
+        return b"", (jsonify({"ok": False, "error": f"the body is larger than {limit} bytes"}),
+                     413)
+
+
 def _bad(message: str):
     return jsonify({"ok": False, "error": message}), 400
 
@@ -61,7 +83,13 @@ def receive():
             401,
             {"WWW-Authenticate": 'Basic realm="Billing Desk webhooks"'},
         )
-    payload = request.get_json(silent=True)
+    body, too_large = read_body()
+    if too_large is not None:
+        return too_large
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
     if not isinstance(payload, dict):
         return _bad("body must be a JSON object")
     meta = payload.get("meta")
@@ -70,14 +98,17 @@ def receive():
     event_id = meta.get("id")
     entity = meta.get("entity")
     action = meta.get("action")
-    entity_id = meta.get("entity_id")
-    if not event_id or not isinstance(event_id, (str, int)):
+    entity_id = id_value(meta.get("entity_id"))
+    if not event_id or not isinstance(event_id, (str, int)) or isinstance(event_id, bool) \
+            or len(str(event_id)) > 255:
         return _bad("meta.id is missing")
-    if entity not in ENTITIES and entity not in ("product", "note", "activity"):
-        return _bad(f"unsupported entity {entity!r}")
-    if action not in ACTIONS:
-        return _bad(f"unsupported action {action!r}")
-    if entity_id in (None, "") or not str(entity_id).isdigit():
+    if not isinstance(entity, str) or (
+        entity not in ENTITIES and entity not in ("product", "note", "activity")
+    ):
+        return _bad(f"unsupported entity {str(entity)[:40]!r}")
+    if not isinstance(action, str) or action not in ACTIONS:
+        return _bad(f"unsupported action {str(action)[:40]!r}")
+    if entity_id is None:
         return _bad("meta.entity_id must be a number")
     if "data" in payload and payload["data"] is not None and not isinstance(payload["data"], dict):
         return _bad("data must be an object")

@@ -22,6 +22,8 @@ def sync_payments_command():
     click.echo(
         f"{run.status}: {c.get('events', 0)} events read, {c.get('new', 0)} new, "
         f"{c.get('applied', 0)} applied, {run.requests} Stripe requests"
+        + (f", {c['quarantined']} kept aside (see `flask desk stripe replay`)"
+           if c.get("quarantined") else "")
     )
     if run.status != "ok":
         click.echo(run.error or "failed", err=True)
@@ -34,7 +36,10 @@ def stripe_group():
 
 
 @stripe_group.command("replay")
-@click.option("--event", "event_id", help="Replay this one event (evt_...).")
+@click.option(
+    "--event", "event_id",
+    help="Replay this one event (evt_...), also one kept aside as malformed (quarantined).",
+)
 @click.option(
     "--all",
     "replay_all",

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import or_, select
 
+from app.audit.operations import lock_chain
 from app.extensions import db
 from app.intake.models import SyncRun
 from app.intake.sync import start_run
@@ -14,7 +15,9 @@ from app.payments import crm
 from app.payments.models import StripeEvent
 from app.payments.states import overdue_cutoff
 from app.payments.sync import (
-    handle_stored,
+    apply_or_quarantine,
+    failure_text,
+    mark_failed,
     pull_events,
     record_change,
     refresh_status,
@@ -24,6 +27,7 @@ from app.payments.sync import (
 from app.stripe_api.client import StripeGatewayError
 from app.stripe_api.factory import stripe_gateway
 from app.types import utcnow
+from app.web.database import retry_transient
 
 JOB_PAYMENTS = "stripe.payments"
 JOB_OVERDUE = "invoices.overdue"
@@ -34,7 +38,7 @@ def run_payment_sync(trigger: str = "schedule") -> SyncRun:
     db.session.commit()
     try:
         gateway = stripe_gateway()
-        run.counts = pull_events(gateway, run)
+        run.counts = retry_transient(lambda: pull_events(gateway, run), what=JOB_PAYMENTS)
         run.requests = gateway.usage.requests
         run.status = "ok"
     except StripeGatewayError as exc:
@@ -58,21 +62,29 @@ def replay_events(
     if since:
         q = q.where(StripeEvent.created >= int(since.timestamp()))
     gateway = stripe_gateway()
-    n = 0
-    for row in db.session.execute(q).scalars().all():
-        try:
-            handle_stored(row, gateway, reread=True)
-        except StripeGatewayError as exc:
-            row.status, row.error = "failed", str(exc)
-        n += 1
-        db.session.commit()
-    return n
+    ids = db.session.execute(q.with_only_columns(StripeEvent.id)).scalars().all()
+    for eid in ids:
+        retry_transient(lambda eid=eid: _replay_one(eid, gateway), what=f"replay {eid}")
+    return len(ids)
+
+
+def _replay_one(event_id: str, gateway) -> None:
+    """One stored event again, in its own transaction (lock order: the audit chain
+    first); what still fails stays "failed" with its new error."""
+    lock_chain()
+    row = db.session.get(StripeEvent, event_id)
+    try:
+        apply_or_quarantine(row, gateway, reread=True)
+    except StripeGatewayError as exc:
+        mark_failed(event_id, failure_text(exc))
+    db.session.commit()
 
 
 def mark_overdue(now: dt.datetime | None = None) -> int:
     """Invoices still owed past their due day become overdue (whatever they were before:
     open, part paid or a failed payment, see app.payments.states); the CRM is told once."""
     now = now or stripe_clock()
+    lock_chain()  # before the invoice rows (lock order, app.audit.operations)
     rows = (
         db.session.execute(
             select(Invoice).where(

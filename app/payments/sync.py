@@ -19,8 +19,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError
 
-from app.audit.operations import record
+from app.audit.operations import lock_chain, record
 from app.extensions import db
 from app.intake.models import SyncRun, SyncState
 from app.invoices.models import Invoice
@@ -36,12 +37,17 @@ from app.payments.models import (
 from app.payments.states import derive, label
 from app.stripe_api.client import StripeGateway, StripeGatewayError
 from app.types import utcnow
+from app.web.database import MAX_DB_INT, id_value, insert_ignore, transient_kind
 
 log = logging.getLogger("billing_desk.payments")
 
 EVENTS_STATE = "stripe.events"
 EVENT_RETENTION = dt.timedelta(days=30)  # Stripe lists events of the last 30 days
 OVERLAP = 300  # seconds re-read at the edge of the cursor; duplicates are skipped by id
+# An event dated further ahead than this is refused: no real clock (a Stripe test clock
+# or the sandbox's included) runs that far ahead, and a cursor or "Stripe's clock" moved
+# to the year 9999 would stop the pull for good.
+MAX_EVENT_AHEAD = dt.timedelta(days=400)
 EVENT_TYPES = [
     "invoice.finalized",
     "invoice.sent",
@@ -81,14 +87,40 @@ def _obj(value):
     return value
 
 
+def event_problem(event, now: dt.datetime | None = None) -> str | None:
+    """Why an event (signed by Stripe or listed by its API) cannot be applied; None when
+    it can. The reason is what a webhook answers with and what a stored event keeps."""
+    if not isinstance(event, dict):
+        return "the event is not a JSON object"
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 255:
+        return "the event has no id"
+    etype = event.get("type")
+    if not isinstance(etype, str) or not etype or len(etype) > 100:
+        return "the event has no type"
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or created <= 0:
+        return "the event has no creation time"
+    if created > ((now or utcnow()) + MAX_EVENT_AHEAD).timestamp():
+        return "the event is dated too far in the future"
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return "data.object is not an object"
+    oid = obj.get("id")
+    if not isinstance(oid, str) or not oid or len(oid) > 255:
+        return "data.object has no id"
+    return None
+
+
 def desk_invoice_for(stripe_invoice: dict) -> Invoice | None:
     sid = stripe_invoice.get("id")
     inv = db.session.execute(select(Invoice).where(Invoice.stripe_invoice_id == sid)).scalar()
     if inv is not None:
         return inv
-    desk_id = (stripe_invoice.get("metadata") or {}).get("desk_invoice_id")
-    if desk_id and str(desk_id).isdigit():
-        inv = db.session.get(Invoice, int(desk_id))
+    desk_id = id_value((stripe_invoice.get("metadata") or {}).get("desk_invoice_id"))
+    if desk_id is not None:
+        inv = db.session.get(Invoice, desk_id)
         if inv is not None and inv.stripe_invoice_id in (None, sid):
             return inv
     return None
@@ -536,22 +568,30 @@ def _reread(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | 
         raise
 
 
-def store_event(event: dict, source: str) -> StripeEvent | None:
-    """Keep the raw event; None if it was stored before (a duplicate delivery)."""
-    if db.session.get(StripeEvent, event["id"]) is not None:
-        return None
-    obj = (event.get("data") or {}).get("object") or {}
-    row = StripeEvent(
+def store_event(event: dict, source: str, *, problem: str | None = None) -> StripeEvent | None:
+    """Keep the raw event; None if it was stored before (a duplicate delivery, or the
+    same event stored by the pull and a webhook at the same moment: the insert is a
+    no-op then, never a unique-key error). An event with a `problem` is kept as
+    "quarantined" with its reason, and never applied."""
+    obj = (event.get("data") or {}).get("object")
+    oid = obj.get("id") if isinstance(obj, dict) else None
+    created = event.get("created")
+    inserted = insert_ignore(
+        StripeEvent,
         id=event["id"],
-        type=event.get("type", ""),
-        created=event.get("created", 0),
-        object_id=obj.get("id"),
+        type=str(event.get("type") or "")[:100],
+        created=created if isinstance(created, int) and 0 <= created <= MAX_DB_INT else 0,
+        object_id=oid if isinstance(oid, str) and len(oid) <= 255 else None,
         source=source,
         payload=event,
+        received_at=utcnow(),
+        status="quarantined" if problem else "received",
+        attempts=0,
+        error=problem,
     )
-    db.session.add(row)
-    db.session.flush()
-    return row
+    if not inserted:
+        return None
+    return db.session.get(StripeEvent, event["id"])
 
 
 def handle_stored(row: StripeEvent, gateway: StripeGateway | None, *, reread: bool) -> None:
@@ -559,6 +599,45 @@ def handle_stored(row: StripeEvent, gateway: StripeGateway | None, *, reread: bo
     row.status = process_event(row.payload, gateway, reread=reread)
     row.processed_at = utcnow()
     row.error = None
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a failed event keeps: the kind of error and its message (no traceback)."""
+    hint = getattr(exc, "hint", "")
+    return f"{type(exc).__name__}: {exc} {hint}".strip()[:2000]
+
+
+def mark_failed(event_id: str, error: str) -> None:
+    """After a rollback: keep the event, with its error, for `flask desk stripe replay`
+    (or Stripe's own retry of the webhook). Flushes; the caller commits."""
+    row = db.session.get(StripeEvent, event_id)
+    if row is not None:
+        row.status, row.error = "failed", error
+        row.attempts = (row.attempts or 0) + 1
+        db.session.flush()
+
+
+def apply_or_quarantine(row: StripeEvent, gateway: StripeGateway | None, *, reread: bool) -> bool:
+    """Apply one stored event in a savepoint; an event that cannot be applied (its
+    object is not what it claims, say) is kept as failed with its reason and the
+    events behind it go on. Stripe being down and deadlocks still end the whole run
+    (it is run again). True when applied."""
+    event_id = row.id
+    try:
+        with db.session.begin_nested():
+            handle_stored(row, gateway, reread=reread)
+        return True
+    except StripeGatewayError:
+        raise
+    except DBAPIError as exc:
+        if transient_kind(exc):
+            raise
+        error = failure_text(exc.orig or exc)
+    except Exception as exc:  # noqa: BLE001 - one poison event must not stop the rest
+        error = failure_text(exc)
+    log.warning("stripe event %s could not be applied, kept for replay: %s", event_id, error)
+    mark_failed(event_id, error)
+    return False
 
 
 # -- the pull -------------------------------------------------------------------------
@@ -569,21 +648,12 @@ def pull_events(
 ) -> dict:
     """One cycle of the Stripe change pull. Commits at the end."""
     state = db.session.get(SyncState, EVENTS_STATE)
-    if state is None:
-        state = SyncState(name=EVENTS_STATE)
-        db.session.add(state)
-        db.session.flush()
     started = now()
-    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0}
-    if state.cursor_time is not None and started - state.cursor_time > EVENT_RETENTION:
-        counts["fallback_invoices"] = reread_known_invoices(gateway)
-        state.cursor_time = started
-        state.last_success_at = now()
-        db.session.commit()
-        return counts
+    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0, "quarantined": 0}
+    cursor = state.cursor_time if state is not None else None
     params: dict = {"limit": 100, "types": EVENT_TYPES}
-    if state.cursor_time is not None:
-        params["created"] = {"gte": int(state.cursor_time.timestamp()) - OVERLAP}
+    if cursor is not None:
+        params["created"] = {"gte": int(cursor.timestamp()) - OVERLAP}
     events: list[dict] = []
     while True:
         page = gateway.call(
@@ -592,14 +662,31 @@ def pull_events(
         page = _obj(page)
         data = page.get("data") or []
         events += data
-        if not page.get("has_more") or not data:
+        last = data[-1].get("id") if data and isinstance(data[-1], dict) else None
+        if not page.get("has_more") or not isinstance(last, str):
             break
-        params = dict(params, starting_after=data[-1]["id"])
+        params = dict(params, starting_after=last)
     counts["events"] = len(events)
+    # Writes from here on, in the documented lock order (app.audit.operations).
+    lock_chain()
+    if state is None:
+        insert_ignore(SyncState, name=EVENTS_STATE)
+        state = db.session.get(SyncState, EVENTS_STATE)
     # Newest first: keep, per object, its newest event; apply oldest objects first.
     newest: dict[str, dict] = {}
     fresh: list[dict] = []
+    listed: list[dict] = []
     for ev in events:
+        problem = event_problem(ev, started)
+        if problem is not None:
+            counts["quarantined"] += 1
+            ev_id = ev.get("id") if isinstance(ev, dict) else None
+            if not isinstance(ev_id, str) or not ev_id.strip() or len(ev_id) > 255:
+                log.warning("stripe events pull: an event without an id skipped: %s", problem)
+            elif store_event(ev, "pull", problem=problem) is not None:
+                log.warning("stripe event %s quarantined: %s", ev_id, problem)
+            continue
+        listed.append(ev)
         if db.session.get(StripeEvent, ev["id"]) is not None:
             continue
         fresh.append(ev)
@@ -620,14 +707,22 @@ def pull_events(
         if row is None:
             continue
         if ev["id"] in chosen:
-            handle_stored(row, None, reread=False)
-            counts["applied"] += 1
+            if apply_or_quarantine(row, None, reread=False):
+                counts["applied"] += 1
+            else:
+                counts["quarantined"] += 1
         else:
             row.status, row.processed_at = "superseded", utcnow()
-    newest_created = max((ev.get("created", 0) for ev in events), default=None)
-    if newest_created:
-        state.cursor_time = dt.datetime.fromtimestamp(newest_created, dt.UTC)
-    elif state.cursor_time is None:
+    newest_created = max((ev["created"] for ev in listed), default=None)
+    stripe_now = _dt(newest_created)
+    # Stripe keeps events 30 days by its own clock: when the cursor is older than that,
+    # by the desk's clock or by Stripe's (a test clock moved on, the newest event read
+    # now), events may have been dropped unread; what they said is in the invoices.
+    if cursor is not None and max(started, stripe_now or started) - cursor > EVENT_RETENTION:
+        counts["fallback_invoices"] = reread_known_invoices(gateway)
+    if stripe_now is not None:
+        state.cursor_time = max(stripe_now, cursor) if cursor else stripe_now
+    elif cursor is None or started - cursor > EVENT_RETENTION:
         state.cursor_time = started
     state.last_success_at = now()
     run.requests = gateway.usage.requests

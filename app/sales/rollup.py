@@ -38,6 +38,7 @@ from app.intake.models import PdDeal
 from app.invoices.models import Invoice
 from app.sales.models import SalesDaily, SalesOpenDaily, SalesRollupState
 from app.types import utcnow
+from app.web.database import insert_ignore
 
 # Older than this, the page ignores the rollup and sums live (the scheduler is down).
 MAX_AGE = dt.timedelta(minutes=10)
@@ -111,13 +112,14 @@ def refresh_rollup(now: dt.datetime | None = None) -> SalesRollupState:
     now = now or utcnow()
     started = time.perf_counter()
     # A write first: it serializes concurrent rebuilds (a row lock on PostgreSQL, the
-    # write lock on SQLite), so two never interleave their delete and insert.
-    locked = db.session.execute(
+    # write lock on SQLite), so two never interleave their delete and insert. On the
+    # first run there is no row to lock yet: it is inserted if missing (a no-op when a
+    # concurrent first run inserted it: that insert waits for it, never fails), then
+    # locked like any other time.
+    insert_ignore(SalesRollupState, id=1, refreshed_at=now, row_count=0, duration_ms=0)
+    db.session.execute(
         update(SalesRollupState).where(SalesRollupState.id == 1).values(refreshed_at=now)
-    ).rowcount
-    if not locked:
-        db.session.add(SalesRollupState(id=1, refreshed_at=now, row_count=0, duration_ms=0))
-        db.session.flush()
+    )
     db.session.execute(delete(SalesDaily))
     db.session.execute(delete(SalesOpenDaily))
 

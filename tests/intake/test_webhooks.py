@@ -147,3 +147,60 @@ def test_sandbox_webhooks_reach_the_desk_end_to_end(app, synced):
         assert len(events) == 1 and events[0].entity_id == str(deal_id)
         process_webhooks()
         assert db.session.get(PdDeal, deal_id).title == "Through the sandbox"
+
+
+# -- poison deliveries with valid credentials (issue 15, 6) ----------------------------
+
+
+def _post(client, body):
+    data = body if isinstance(body, (bytes, str)) else __import__("json").dumps(body)
+    return client.post("/webhooks/pipedrive", data=data, content_type="application/json",
+                       headers={"Authorization": AUTH})
+
+
+def _with_meta(**meta):
+    payload = _payload("evt-poison")
+    payload["meta"].update(meta)
+    return payload
+
+
+def test_poison_deliveries_are_refused_with_a_reason_and_store_nothing(app, client):
+    _configure(app)
+    cases = [
+        (_with_meta(entity=["deal"]), "unsupported entity"),
+        (_with_meta(entity={"deal": 1}), "unsupported entity"),
+        (_with_meta(action=["change"]), "unsupported action"),
+        (_with_meta(entity_id="²"), "meta.entity_id must be a number"),
+        (_with_meta(entity_id="٣"), "meta.entity_id must be a number"),
+        (_with_meta(entity_id="9" * 20), "meta.entity_id must be a number"),
+        (_with_meta(entity_id=True), "meta.entity_id must be a number"),
+        (_with_meta(id=["x"]), "meta.id is missing"),
+        ([1, 2], "body must be a JSON object"),
+        (b"\xff\xfe not json", "body must be a JSON object"),
+    ]
+    for body, reason in cases:
+        resp = _post(client, body)
+        assert resp.status_code == 400, (body, resp.status_code)
+        assert reason in resp.get_json()["error"], body
+    assert _events(app) == 0
+
+
+def test_an_accepted_entity_id_is_one_the_worker_can_use(app, client):
+    """"²" used to be stored, then crashed the webhook worker on every tick."""
+    _configure(app)
+    assert _post(client, _with_meta(entity_id=" 7")).status_code == 400
+    assert _post(client, _payload("evt-ok", deal_id=7)).status_code == 200
+    with app.app_context():
+        row = db.session.execute(select(PipedriveWebhookEvent)).scalar_one()
+        assert int(row.entity_id) == 7
+
+
+def test_an_oversized_body_gets_a_plain_413(app, client):
+    _configure(app)
+    app.config["WEBHOOK_MAX_CONTENT_LENGTH"] = 2048
+    payload = _payload("evt-big")
+    payload["data"]["title"] = "x" * 4096
+    resp = _post(client, payload)
+    assert resp.status_code == 413
+    assert resp.get_json() == {"ok": False, "error": "the body is larger than 2048 bytes"}
+    assert _events(app) == 0

@@ -189,3 +189,110 @@ def test_cursor_older_than_stripe_keeps_events_rereads_known_invoices(app, pushe
     run = _sync(app)
     assert run.counts["fallback_invoices"] >= 1
     assert _inv(app, pushed["invoice_id"]).payment_status == "partially_paid"
+
+
+# -- poison events in the pull (issue 15, 6) and Stripe's clock (B6) ---------------------
+
+
+def _inject_event(stripe_sandbox, event_id: str, etype: str, obj) -> None:
+    """An event as Stripe would list it, whatever its object says."""
+    sb = stripe_sandbox.sandbox
+    sb.store.add("event", {
+        "id": event_id, "object": "event", "api_version": "2026-10-28.endive",
+        "created": sb.now(), "data": {"object": obj}, "livemode": False,
+        "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None},
+        "type": etype,
+    })
+
+
+def test_poison_events_never_block_the_events_behind_them(
+    app, pushed, stripe_sandbox, monkeypatch
+):
+    import requests
+
+    import app.payments.sync as sync
+
+    _sync(app)
+    customer = _inv(app, pushed["invoice_id"]).stripe_customer_id
+    # Someone else's invoice naming a desk invoice id no database integer can hold: it
+    # stalled every pull ("Python int too large").
+    resp = requests.post(
+        f"{stripe_sandbox.url}/v1/invoices",
+        headers={"Authorization": f"Bearer {stripe_sandbox.api_key}"},
+        data={"customer": customer, "metadata[desk_invoice_id]": "9" * 20},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    _inject_event(stripe_sandbox, "evt_poison_string", "invoice.updated", "in_nothing")
+    _inject_event(stripe_sandbox, "evt_poison_apply", "customer.updated",
+                  {"id": "cus_poison", "object": "customer"})
+    real = sync.process_event
+
+    def crash_on_poison(event, gateway, *, reread):
+        if event["id"] == "evt_poison_apply":
+            raise ValueError("not what it claims to be")
+        return real(event, gateway, reread=reread)
+
+    monkeypatch.setattr(sync, "process_event", crash_on_poison)
+    stripe_sandbox.pay_invoice(pushed["stripe_id"], 1000)
+    run = _sync(app)
+    assert run.counts["quarantined"] == 2
+    assert _inv(app, pushed["invoice_id"]).payment_status == "partially_paid"
+    with app.app_context():
+        string = db.session.get(StripeEvent, "evt_poison_string")
+        assert (string.status, string.error) == ("quarantined", "data.object is not an object")
+        crashed = db.session.get(StripeEvent, "evt_poison_apply")
+        assert crashed.status == "failed"
+        assert crashed.error == "ValueError: not what it claims to be"
+    stripe_sandbox.pay_invoice(pushed["stripe_id"], 1000)
+    assert _sync(app).counts["applied"] >= 1  # the next pull goes on as usual
+
+
+def test_events_dropped_by_stripes_clock_are_recovered_from_the_invoices(
+    app, pushed, stripe_sandbox
+):
+    """B6: Stripe keeps events 30 days by its own clock. When it has moved on more than
+    that since the cursor (a test clock), the payment's events are gone unread although
+    the desk's clock says the cursor is fresh: the pull must re-read the invoices."""
+    import requests
+
+    _sync(app)
+    stripe_sandbox.pay_invoice(pushed["stripe_id"])  # paid in full: no overdue later
+    stripe_sandbox.advance_clock(days=31)
+    customer = _inv(app, pushed["invoice_id"]).stripe_customer_id
+    requests.post(  # any newer event tells the desk where Stripe's clock is
+        f"{stripe_sandbox.url}/v1/customers/{customer}",
+        headers={"Authorization": f"Bearer {stripe_sandbox.api_key}"},
+        data={"name": "Renamed"},
+        timeout=10,
+    ).raise_for_status()
+    run = _sync(app)
+    assert run.counts["fallback_invoices"] >= 1
+    assert _inv(app, pushed["invoice_id"]).payment_status == "paid"
+
+
+def test_a_deadlocked_pull_is_run_again_and_ends_ok(app, pushed, stripe_sandbox, monkeypatch,
+                                                      caplog):
+    """B1: a deadlock (or serialization failure) in the pull is not a failed run."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.payments.operations as operations
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real, calls = operations.pull_events, []
+
+    def deadlock_once(gateway, run):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE invoice ...", {}, Deadlock("deadlock detected"))
+        return real(gateway, run)
+
+    monkeypatch.setattr(operations, "pull_events", deadlock_once)
+    stripe_sandbox.pay_invoice(pushed["stripe_id"], 1000)
+    caplog.set_level("INFO")
+    run = _sync(app)
+    assert len(calls) == 2 and run.error is None
+    assert _inv(app, pushed["invoice_id"]).payment_status == "partially_paid"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]

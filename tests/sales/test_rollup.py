@@ -165,3 +165,26 @@ def test_the_syncs_that_change_the_numbers_rebuild_it(app, ledger, monkeypatch):
         assert run.status == "ok"
         state = db.session.get(SalesRollupState, 1)
         assert state is not None and run.counts["sales_rollup_rows"] == state.row_count > 0
+
+
+def test_two_first_rebuilds_at_once_both_succeed(app):
+    """B3: with no state row yet, two rebuilds both inserted it (a unique violation on
+    PostgreSQL); the second now waits for the first and rebuilds after it."""
+    from tests.payments.test_locking import in_thread, wait_for_a_waiter
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL race")
+        rollup.refresh_rollup(NOW)  # not committed yet
+
+        def second():
+            rollup.refresh_rollup(NOW + HOUR)
+            db.session.commit()
+
+        thread, out = in_thread(app, second)
+        wait_for_a_waiter(app)
+        db.session.commit()
+        thread.join(60)
+    assert "error" not in out, out.get("error")
+    with app.app_context():
+        assert db.session.get(SalesRollupState, 1).refreshed_at == NOW + HOUR
