@@ -127,12 +127,16 @@ def desk_invoice_for(stripe_invoice: dict) -> Invoice | None:
 
 
 def _state(invoice: Invoice) -> InvoiceStripeState:
+    """The invoice's Stripe state row, made on first need. A push finishing and a
+    webhook for the same invoice can both get here first: the row is inserted with
+    ON CONFLICT DO NOTHING, so the second waits for the first and reads its row."""
     st = db.session.get(InvoiceStripeState, invoice.id)
     if st is None:
-        st = InvoiceStripeState(
-            invoice_id=invoice.id, stripe_total=Decimal(0), stripe_subtotal=Decimal(0)
+        insert_ignore(
+            InvoiceStripeState,
+            invoice_id=invoice.id, stripe_total=Decimal(0), stripe_subtotal=Decimal(0),
         )
-        db.session.add(st)
+        st = db.session.get(InvoiceStripeState, invoice.id, populate_existing=True)
     return st
 
 

@@ -126,3 +126,30 @@ def test_a_webhook_and_a_job_holding_the_audit_lock_do_not_deadlock(
     assert not [r for r in caplog.records if "deadlock" in r.getMessage()]
     with pg.app_context():
         assert db.session.get(Invoice, pushed["invoice_id"]).payment_status == "partially_paid"
+
+
+def test_two_first_stripe_states_of_one_invoice_at_once_make_one_row(pg):
+    """A push finishing and a webhook for its invoice both make the invoice's Stripe
+    state row: the second waits for the first and reads its row (it used to fail with a
+    pk_invoice_stripe_state unique violation and leave the push 'failed')."""
+    from app.payments.sync import _state
+    from tests.approvals.conftest import new_invoice
+
+    with pg.app_context():
+        invoice_id = new_invoice().id
+        db.session.commit()
+    with pg.app_context():
+        _state(db.session.get(Invoice, invoice_id)).line_count = 2
+        db.session.flush()  # inserted, not committed
+
+        def webhook_side():
+            state = _state(db.session.get(Invoice, invoice_id))
+            db.session.commit()
+            return state.line_count
+
+        thread, out = in_thread(pg, webhook_side)
+        wait_for_a_waiter(pg, "transactionid")
+        db.session.commit()
+        thread.join(60)
+    assert "error" not in out, out.get("error")
+    assert out["value"] == 2
