@@ -113,6 +113,7 @@ def parse_decimal(
     unchanged: Decimal | None = None,
     example: str = _EXAMPLE,
     fmt: str | None = None,
+    places: int | None = None,
 ) -> Decimal:
     """Read a number as a person typed it, in either decimal convention, exactly.
 
@@ -133,6 +134,11 @@ def parse_decimal(
     user's, see user_number_format) only that separator is the decimal one and the
     other only groups thousands: in "point", "1,500" is 1500 and "1,5" is refused (a
     comma there groups thousands); in "comma", "1.500" is 1500 and "1,5" is 1.5.
+
+    `places`: the decimals of the amount's currency. In "auto", a point followed by
+    exactly three digits is the decimal point when the currency has three decimals:
+    "49.640" in KWD is what the desk itself shows for that amount ("KWD 49.640"), so the
+    same text typed back means the same. A comma there is still asked back.
 
     `example`: what to say when the text is no number at all (the field's own example).
     `unchanged`: the field's stored value. A form re-sends fields the user did not
@@ -202,6 +208,7 @@ def parse_decimal(
             and integer.isdigit()
             and 1 <= len(integer) <= 3
             and integer != "0"
+            and not (decimal_mark == "." and places == 3)
         ):
             as_group = int(integer + fraction)
             as_decimal = f"{Decimal(integer + '.' + fraction).normalize():f}"
@@ -248,7 +255,7 @@ def parse_amount(
     """
     if not (text or "").strip():
         raise ValueError("Enter an amount.")
-    value = parse_decimal(text, unchanged=unchanged)
+    value = parse_decimal(text, unchanged=unchanged, places=exponent(currency))
     if value < 0 and not allow_negative:
         raise ValueError("The amount cannot be negative.")
     problem = misfit(value, currency)

@@ -201,3 +201,13 @@ def test_the_account_page_saves_the_number_format_and_audits_it(app, client, log
             db.select(AuditEntry).where(AuditEntry.action == "user.update")
             .order_by(AuditEntry.id.desc())).scalars().first()
         assert entry.after["number_format"] == "point"
+
+
+def test_a_three_decimal_amount_typed_as_the_desk_shows_it_is_read_so():
+    # The editor suggests "KWD 49.640"; typing 49.640 back must mean that amount.
+    assert parse_amount("49.640", "KWD") == Decimal("49.64")
+    assert parse_amount("211.840", "KWD") == Decimal("211.84")
+    with pytest.raises(ValueError, match="could be 49640 or 49.64"):
+        parse_amount("49,640", "KWD")  # a comma there is still asked back
+    with pytest.raises(ValueError, match="could be 1500 or 1.5"):
+        parse_amount("1.500", "EUR")
