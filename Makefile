@@ -9,8 +9,8 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_UNIT := -m "not browser and not bench and not e2e" -p no:cacheprovider
 
-.PHONY: install chromium postgres demo test lint test-sqlite test-postgres test-browser test-e2e \
-	bench clean
+.PHONY: install chromium postgres demo test lint test-sqlite test-postgres test-units \
+	test-browser test-e2e bench clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,18 @@ test-sqlite: install
 test-postgres: install postgres
 	DESK_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_UNIT)
 
+# Both databases at once, one per core (each run has its own database and ports); each
+# run's output is shown whole after both end, SQLite first.
+test-units: install postgres
+	@mkdir -p .test-logs
+	@( DESK_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_UNIT) > .test-logs/sqlite.log 2>&1; \
+		echo $$? > .test-logs/sqlite.rc ) & \
+	DESK_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_UNIT) > .test-logs/postgresql.log 2>&1; \
+		echo $$? > .test-logs/postgresql.rc; wait; \
+	echo "===== the suite on SQLite"; cat .test-logs/sqlite.log; \
+	echo "===== the suite on PostgreSQL"; cat .test-logs/postgresql.log; \
+	[ "$$(cat .test-logs/sqlite.rc)" = 0 ] && [ "$$(cat .test-logs/postgresql.rc)" = 0 ]
+
 test-browser: install chromium
 	DESK_TEST_DATABASE=sqlite $(BIN)/pytest -m browser -p no:cacheprovider
 
@@ -55,8 +67,7 @@ test-e2e: install chromium postgres
 # The full suite, as CI runs it. Ends with pytest's summary of the end-to-end run.
 test: install chromium postgres
 	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-units
 	$(MAKE) --no-print-directory test-browser
 	$(MAKE) --no-print-directory test-e2e
 
@@ -67,4 +78,4 @@ demo: install
 	$(BIN)/flask --app app:create_app desk demo
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis .test-logs
