@@ -29,9 +29,9 @@ def _charge(stripe_sandbox, stripe_invoice_id: str) -> str:
     return store.get("payment_intent", payment["payment"]["payment_intent"])["latest_charge"]
 
 
-def _seen(app, client, deal_id: int, invoice_id: int) -> tuple[str, str, str, str]:
+def _seen(app, client, deal_id: int, invoice_id: int) -> tuple[str, str, str, list[str]]:
     """(desk payment state, Pipedrive's payment status, the deal page's badge, the Sales
-    list's status for the deal)."""
+    list's status filters that list the deal)."""
     with app.app_context():
         state = db.session.get(Invoice, invoice_id).payment_status
         fields = db.session.execute(
@@ -40,9 +40,12 @@ def _seen(app, client, deal_id: int, invoice_id: int) -> tuple[str, str, str, st
         ).scalars().first().payload["fields"]
     page = client.get(f"/sales/deals/{deal_id}").get_data(as_text=True)
     badge = re.search(r'data-paid-status="([^"]+)">([^<]+)<', page)
-    listing = client.get("/sales/?period=all").get_data(as_text=True)
-    row = re.search(rf'/sales/deals/{deal_id}".*?data-paid-status="([^"]+)"', listing, re.S)
-    return state, fields["payment_status"], badge.group(2), row.group(1)
+    listed = [
+        status for status in ("refunded", "partially_refunded", "paid")
+        if f'/sales/deals/{deal_id}"' in client.get(
+            f"/sales/?period=all&status={status}").get_data(as_text=True)
+    ]
+    return state, fields["payment_status"], badge.group(2), listed
 
 
 def test_a_part_refund_is_partially_refunded_and_the_rest_makes_it_refunded(
@@ -59,15 +62,13 @@ def test_a_part_refund_is_partially_refunded_and_the_rest_makes_it_refunded(
     stripe_sandbox.refund(charge, 20_000)  # EUR 200.00 of the whole payment
     _sync(app)
     assert _seen(app, client, pushed["deal_id"], pushed["invoice_id"]) == (
-        "partially_refunded", "Partially refunded", "Partially refunded", "partially_refunded"
+        "partially_refunded", "Partially refunded", "Partially refunded", ["partially_refunded"]
     )
-    filtered = client.get("/sales/?period=all&status=partially_refunded").get_data(as_text=True)
-    assert f"/sales/deals/{pushed['deal_id']}\"" in filtered
 
     stripe_sandbox.refund(charge)  # the rest
     _sync(app)
     assert _seen(app, client, pushed["deal_id"], pushed["invoice_id"]) == (
-        "refunded", "Refunded", "Refunded", "refunded"
+        "refunded", "Refunded", "Refunded", ["refunded"]
     )
 
 
