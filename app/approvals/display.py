@@ -21,8 +21,8 @@ from app.audit.models import AuditEntry
 from app.audit.operations import changes
 from app.auth.models import User
 from app.extensions import db
+from app.invoices.audit_values import money_currency, money_text
 from app.invoices.models import STATUSES, Invoice
-from app.money import round_major
 from app.web.layout import plain_number
 
 # Placeholders: the panel asks "could this user do it, given a reason?"
@@ -100,10 +100,10 @@ class TimelineRow:
 
 
 _DECIMAL = DECIMAL_TEXT  # "120.000000", "1E+3", "1E-7": how Decimals are stored
-MONEY_FIELDS = frozenset({"unit_price", "amount", "total", "subtotal"})
 
 
-def _show(field: str, value, currency: str = "") -> str:
+def _show(field: str, value, currency: str | None = None) -> str:
+    """`currency`: the value's currency when it is money (see money_currency), else None."""
     if value is None or value == "":
         return "—"
     if field == "status":
@@ -111,13 +111,12 @@ def _show(field: str, value, currency: str = "") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     text = str(value)
+    money = money_text(value, currency) if currency else None
+    if money is not None:
+        return money  # "EUR 2,757.03", never a bare number
     if _DECIMAL.fullmatch(text):
-        # Stored with six decimals ("120.000000"): show what was typed, a price with
-        # its currency's decimals ("120.00", JPY "1200").
-        number = Decimal(text)
-        if field in MONEY_FIELDS and currency and number == round_major(number, currency):
-            return str(round_major(number, currency))
-        return plain_number(number)
+        # Stored with six decimals ("120.000000"): show what was typed.
+        return plain_number(Decimal(text))
     return show_value(value, field, inline=True)
 
 
@@ -137,6 +136,7 @@ def timeline(invoice_id: int) -> list[TimelineRow]:
     people = names(e.actor_id for e in entries)
     invoice = db.session.get(Invoice, invoice_id)
     currency = invoice.currency if invoice is not None else ""
+    line_types = {ln.id: ln.discount_type for ln in invoice.lines} if invoice is not None else {}
     rows = []
     for e in entries:
         after = dict(e.after or {}) if isinstance(e.after, dict) else {}
@@ -145,8 +145,9 @@ def timeline(invoice_id: int) -> list[TimelineRow]:
         for k in NOTE_KEYS:
             before.pop(k, None)
         diff = [
-            (FIELD_LABELS.get(f, f.replace("_", " ").capitalize()), _show(f, old, currency),
-             _show(f, new, currency))
+            (FIELD_LABELS.get(f, f.replace("_", " ").capitalize()),
+             _show(f, old, money_currency(f, before, after, currency, line_types)),
+             _show(f, new, money_currency(f, after, before, currency, line_types)))
             for f, (old, new) in changes(before, after).items()
         ]
         actor = people.get(e.actor_id) or e.actor_label

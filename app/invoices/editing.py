@@ -93,12 +93,15 @@ def update_line(invoice: Invoice, line: InvoiceLine, values: dict, user, seen_ve
     _edited(invoice, user)
     recompute(invoice)
     db.session.flush()
+    # A discount value is money or a percentage by its type: the entry keeps the type too.
+    kept = changed + (["discount_type"] if "discount_value" in changed
+                      and "discount_type" not in changed else [])
     record(
         "invoice.line_update",
         "invoice",
         invoice.id,
-        {"line": line.id, **{f: before[f] for f in changed}},
-        {"line": line.id, **{f: getattr(line, f) for f in changed}},
+        {"line": line.id, **{f: before[f] for f in kept}},
+        {"line": line.id, **{f: getattr(line, f) for f in kept}},
     )
     return True
 

@@ -13,7 +13,13 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-from app.invoices.models import COLLECTION_METHODS, DISCOUNT_TYPES, TAX_BEHAVIORS
+from app.invoices.models import (
+    COLLECTION_METHODS,
+    DISCOUNT_TYPES,
+    TAX_BEHAVIORS,
+    InvoiceDiscount,
+    InvoiceLine,
+)
 from app.invoices.totals import DiscountInput, LineInput, Totals, compute, inputs, misfits
 from app.money import MAX_MINOR_UNITS, STRIPE_CURRENCIES, exponent, parse_amount, parse_decimal
 
@@ -27,6 +33,27 @@ PERCENT_EXAMPLE = "Enter a percentage such as 10 or 12.5 (or 12,5)."
 
 def _places(value: Decimal) -> int:
     return max(0, -value.normalize().as_tuple().exponent)
+
+
+def column_scale(column) -> int:
+    """The decimals a Numeric column keeps (read from the model, so input and storage agree)."""
+    return column.property.columns[0].type.scale
+
+
+# One precision from input to storage: a number with more decimals than its column keeps
+# would be shown with them in the edit response, then rounded by the database, so the
+# reloaded editor, the Stripe plan and the stored total would disagree. Refused at input.
+QUANTITY_PLACES = column_scale(InvoiceLine.quantity)
+LINE_DISCOUNT_PLACES = column_scale(InvoiceLine.discount_value)
+TAX_RATE_PLACES = column_scale(InvoiceLine.tax_rate)
+DISCOUNT_PLACES = column_scale(InvoiceDiscount.value)
+
+
+def too_precise(value: Decimal, places: int) -> str | None:
+    """'At most 6 decimals.' when `value` has more decimals than `places`, else None."""
+    if _places(value) > places:
+        return f"At most {places} decimals."
+    return None
 
 
 def _stored(line, name: str):
@@ -51,8 +78,8 @@ def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
             errors["quantity"] = "The quantity must be more than 0."
         elif qty > MAX_QUANTITY:
             errors["quantity"] = "The quantity is too large."
-        elif _places(qty) > 12:
-            errors["quantity"] = "At most 12 decimals."
+        elif too_precise(qty, QUANTITY_PLACES):
+            errors["quantity"] = too_precise(qty, QUANTITY_PLACES)
         values["quantity"] = qty
     except ValueError as exc:
         errors["quantity"] = str(exc)
@@ -80,6 +107,8 @@ def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
                 pct = parse_decimal(raw_discount, unchanged=stored, example=PERCENT_EXAMPLE)
                 if pct < 0 or pct > 100:
                     errors["discount_value"] = "A percentage between 0 and 100."
+                elif too_precise(pct, LINE_DISCOUNT_PLACES):
+                    errors["discount_value"] = too_precise(pct, LINE_DISCOUNT_PLACES)
                 values["discount_value"] = pct
             else:
                 values["discount_value"] = parse_amount(raw_discount, currency, unchanged=stored)
@@ -98,8 +127,8 @@ def parse_line(form, currency: str, line=None) -> tuple[dict, dict]:
                              example="Enter a percentage such as 19 or 7.5 (or 7,5).")
         if rate < 0 or rate > 100:
             errors["tax_rate"] = "Tax is a percentage between 0 and 100."
-        elif _places(rate) > 4:
-            errors["tax_rate"] = "At most 4 decimals."
+        elif too_precise(rate, TAX_RATE_PLACES):
+            errors["tax_rate"] = too_precise(rate, TAX_RATE_PLACES)
         elif behavior != "none" and rate == 0:
             errors["tax_rate"] = "Enter the rate, or choose “no tax”."
         elif behavior == "none" and rate != 0:
@@ -223,6 +252,8 @@ def parse_discount(form, currency: str) -> tuple[dict, dict]:
             pct = parse_decimal(raw, example=PERCENT_EXAMPLE)
             if pct <= 0 or pct > 100:
                 errors["value"] = "A percentage above 0 and at most 100."
+            elif too_precise(pct, DISCOUNT_PLACES):
+                errors["value"] = too_precise(pct, DISCOUNT_PLACES)
             values["value"] = pct
         else:
             amount = parse_amount(raw, currency)

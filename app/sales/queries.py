@@ -43,10 +43,13 @@ MICRO = 1_000_000
 # The deal-level paid status, most urgent first: a deal shows the first that applies
 # to any of its invoices in Stripe. "Partially paid" also covers a deal with one
 # invoice paid and another still open; "not invoiced" means nothing is in Stripe yet.
+# A refund shows as "Refunded" only when no money paid for the deal is kept (every
+# payment refunded in full); a refund of part of it is "Partially refunded".
 DEAL_STATUSES = {
     "overdue": "Overdue",
     "payment_failed": "Payment failed",
     "refunded": "Refunded",
+    "partially_refunded": "Partially refunded",
     "partially_paid": "Partially paid",
     "invoiced": "Invoiced",
     "paid": "Paid",
@@ -249,12 +252,16 @@ def invoice_category(now: dt.datetime):
     )
 
 
-def deal_status_expr(rank, any_paid):
-    """The deal's status from its invoices' highest rank and whether any was paid."""
+def deal_status_expr(sums):
+    """The deal's status from its invoices' highest rank (`sums.rank`), whether any was
+    paid (`sums.any_paid`) and whether any kept money paid for it (`sums.any_kept`);
+    `sums`: the columns of deal_invoice_totals."""
+    rank, any_paid = sums.rank, sums.any_paid
     return case(
         (rank.is_(None), "not_invoiced"),
         (rank == _RANK["overdue"], "overdue"),
         (rank == _RANK["payment_failed"], "payment_failed"),
+        (and_(rank == _RANK["refunded"], sums.any_kept > 0), "partially_refunded"),
         (rank == _RANK["refunded"], "refunded"),
         (rank == _RANK["partially_paid"], "partially_paid"),
         (and_(rank == _RANK["invoiced"], any_paid > 0), "partially_paid"),
@@ -542,6 +549,9 @@ def deal_invoice_totals(now: dt.datetime, deal_ids=None):
         Invoice.deal_id.label("deal_id"),
         func.max(invoice_category(now)).label("rank"),
         func.max(case((Invoice.amount_paid > 0, 1), else_=0)).label("any_paid"),
+        func.max(case((Invoice.amount_paid > Invoice.amount_refunded, 1), else_=0)).label(
+            "any_kept"
+        ),
         func.min(Invoice.currency).label("currency"),
         func.count(func.distinct(Invoice.currency)).label("currencies"),
         *(sums[AMOUNTS.index(name)].label(name) for name in DEAL_AMOUNTS),
@@ -592,7 +602,7 @@ def _deals_query(f: SalesFilters, now: dt.datetime, *, with_status: bool):
     if not with_status:
         return base
     sums = deal_invoice_totals(now).subquery()
-    status = deal_status_expr(sums.c.rank, sums.c.any_paid)
+    status = deal_status_expr(sums.c)
     return base.outerjoin(sums, sums.c.deal_id == PdDeal.id).where(status == f.status)
 
 
@@ -604,7 +614,7 @@ def deals_count(f: SalesFilters, now: dt.datetime) -> int:
 def deals_select(f: SalesFilters, now: dt.datetime, deal_ids=None):
     """The deal list's columns; `deal_ids` narrows the invoice sums to one page."""
     sums = deal_invoice_totals(now, deal_ids).subquery()
-    status = deal_status_expr(sums.c.rank, sums.c.any_paid)
+    status = deal_status_expr(sums.c)
     q = (
         select(
             PdDeal.id, PdDeal.title, PdUser.name, PdPipeline.name, PdDeal.won_time,
@@ -693,7 +703,7 @@ def _scope(q, deal_id, org_id):
 
 def deal_status(now: dt.datetime, deal_id: int) -> str:
     sums = deal_invoice_totals(now, [deal_id]).subquery()
-    q = select(deal_status_expr(sums.c.rank, sums.c.any_paid))
+    q = select(deal_status_expr(sums.c))
     return db.session.execute(q).scalar() or "not_invoiced"
 
 

@@ -331,6 +331,7 @@ def test_timeline_shows_amounts_as_typed_not_as_stored(app, make_invoice, curren
     currency's decimals and a quantity or a rate without trailing zeros."""
     from app.approvals.display import timeline
     from app.audit.operations import record
+    from app.money import format_money
 
     invoice_id = make_invoice(currency=currency)
     with app.app_context():
@@ -342,7 +343,9 @@ def test_timeline_shows_amounts_as_typed_not_as_stored(app, make_invoice, curren
         db.session.commit()
         [row] = [r for r in timeline(invoice_id) if r.entry.action == "invoice.line_update"]
     shown = {label: (old, new) for label, old, new in row.changes}
-    assert shown["Unit price"] == (price_before, price_after)
+    # With its currency (issue 15): "EUR 120.00", "JPY 1,200", "KWD 12.000".
+    assert shown["Unit price"] == (format_money(Decimal(price_before), currency),
+                                   format_money(Decimal(price_after), currency))
     assert shown["Quantity"] == ("2.5", "3")
     assert shown["Tax percent"] == ("19", "7.7")
 
