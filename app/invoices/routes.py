@@ -26,7 +26,7 @@ from app.money import STRIPE_CURRENCIES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.web.layout import user_zone, wants_fragment
-from app.web.params import id_arg, id_list
+from app.web.params import MAX_PD_ID, id_arg, id_list
 
 bp = Blueprint("invoices", __name__)
 PAGE_SIZE = 50
@@ -90,7 +90,7 @@ def index():
 @requires("invoices.edit")
 def create_drafts():
     """Create drafts for the deals selected in the queue; report each result."""
-    ids = id_list("deal_id", label="Deal")
+    ids = id_list("deal_id", maximum=MAX_PD_ID, label="Deal")
     if not ids:
         flash("Select at least one deal first.", "warning")
         return redirect(url_for("queue.index"), 303)
@@ -366,7 +366,7 @@ def preview(invoice_id: int):
     return render_template("invoices/preview.html", invoice=invoice, totals=totals, calls=calls)
 
 
-@bp.route("/deals/<int:deal_id>/draft", methods=["POST"])
+@bp.route("/deals/<pd_id:deal_id>/draft", methods=["POST"])
 @requires("invoices.edit")
 def draft_from_deal(deal_id: int):
     deal = db.session.get(PdDeal, deal_id) or abort(404)

@@ -25,7 +25,7 @@ from app.rules.models import (
 )
 from app.rules.settings import billing_defaults, normalise_percent
 from app.types import utcnow
-from app.web.params import parse_id, parse_int
+from app.web.params import parse_int, parse_pd_id
 
 MATCHES = {
     "stage": "When the deal is in a ready stage",
@@ -67,7 +67,7 @@ def stages_of(pipeline_id: int) -> list[PdStage]:
 
 
 def _stage_id(raw) -> int | None:
-    return parse_id(raw)
+    return parse_pd_id(raw)
 
 
 def save_pipeline_rule(

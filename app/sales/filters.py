@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from app.web.params import parse_id, parse_int
+from app.web.params import parse_int, parse_pd_id
 
 PRESETS = {
     "month": "This month",
@@ -134,7 +134,7 @@ def preset_range(preset: str, today: dt.date) -> tuple[dt.date, dt.date]:
 def _choice(f: SalesFilters, name: str, raw: str, known: set[int] | None) -> int | None:
     if not raw:
         return None
-    ident = parse_id(raw)
+    ident = parse_pd_id(raw)
     if ident is None or (known is not None and ident not in known):
         f.errors[name] = "Choose one from the list."
         return None

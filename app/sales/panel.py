@@ -13,7 +13,7 @@ from app.payments.states import label as payment_label
 from app.sales import panel_bp, queries
 from app.sales.panel_token import PanelTokenError, verify
 from app.types import utcnow
-from app.web.params import parse_id
+from app.web.params import parse_pd_id
 from app.web.security import embeddable
 
 PIPEDRIVE_FRAMES = "https://*.pipedrive.com"
@@ -42,7 +42,7 @@ def _authenticate(resource: str, ident: int | None):
         return _refuse("This panel needs a valid, current link from Pipedrive.")
     if ident is None:
         selected = (request.args.get("selectedIds") or "").split(",")[0].strip()
-        ident = parse_id(selected)
+        ident = parse_pd_id(selected)
         if ident is None:
             return _refuse("Open this panel from a deal or an organization in Pipedrive.")
     # A link the desk signed itself names one record: it opens that record only.
@@ -54,7 +54,7 @@ def _authenticate(resource: str, ident: int | None):
 
 
 @panel_bp.route("/deal", defaults={"deal_id": None})
-@panel_bp.route("/deal/<int:deal_id>")
+@panel_bp.route("/deal/<pd_id:deal_id>")
 @public
 @embeddable(PIPEDRIVE_FRAMES)
 def deal(deal_id: int | None):
@@ -77,7 +77,7 @@ def deal(deal_id: int | None):
 
 
 @panel_bp.route("/organization", defaults={"org_id": None})
-@panel_bp.route("/organization/<int:org_id>")
+@panel_bp.route("/organization/<pd_id:org_id>")
 @public
 @embeddable(PIPEDRIVE_FRAMES)
 def organization(org_id: int | None):

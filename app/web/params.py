@@ -5,17 +5,20 @@ the same rules everywhere:
 
 - only ASCII digits count ("²" and "٣" pass str.isdigit() but are not numbers
   anyone typed on purpose);
-- an id is 1 .. 2**63-1, the range of the database's BIGINT: anything beyond
-  names nothing (404 in a path), never reaches the database;
+- an id is within its column's range: 1 .. 2**31-1 for the desk's own records
+  (INTEGER keys), 1 .. 2**63-1 for Pipedrive's (BIGINT keys); anything beyond
+  names nothing (404 in a path) and never reaches the database;
 - a decimal is finite (no NaN, Infinity or 1e9999) and of sane size;
 - a date is a calendar day (YYYY-MM-DD) within years the desk can compute with
-  (a day after 9999-12-31 does not exist, so "end of day" arithmetic would fail).
+  (a day after 9999-12-31 does not exist, so "end of day" arithmetic would fail);
+- no value anywhere may hold a NUL character (PostgreSQL text cannot store one).
 
 `parse_*` answer the value or None, for code that shows its own message next to
 the field. `*_arg` read a request's args or form and refuse bad input with a
 400 whose message names the field; `errors.init_app` renders it as a page, or
 inline for htmx. `IdConverter` replaces Flask's `int` converter for every
-route, so a path id out of range is a 404 before any view runs.
+route (desk ids), `PipedriveIdConverter` is `<pd_id:...>` for Pipedrive's ids,
+so a path id out of range is a 404 before any view runs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from flask import Flask, request
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
-MAX_ID = 2**63 - 1  # the largest BIGINT
+MAX_ID = 2**31 - 1  # the desk's own records: INTEGER primary keys
+MAX_PD_ID = 2**63 - 1  # Pipedrive's records (deals, pipelines, stages, users): BIGINT
 EARLIEST_DAY = dt.date(1900, 1, 1)
 LATEST_DAY = dt.date(2999, 12, 31)
 MAX_DIGITS = 30  # digits a decimal may carry in all
@@ -64,9 +68,14 @@ def parse_int(raw, *, minimum: int | None = None, maximum: int | None = MAX_ID) 
     return value
 
 
-def parse_id(raw) -> int | None:
-    """A database id (1 .. 2**63-1), or None."""
-    return parse_int(raw, minimum=1)
+def parse_id(raw, maximum: int = MAX_ID) -> int | None:
+    """A record's id (1 .. maximum: MAX_ID for the desk's, MAX_PD_ID for Pipedrive's), or None."""
+    return parse_int(raw, minimum=1, maximum=maximum)
+
+
+def parse_pd_id(raw) -> int | None:
+    """A Pipedrive record's id (1 .. 2**63-1), or None."""
+    return parse_id(raw, MAX_PD_ID)
 
 
 def parse_decimal(raw, *, minimum: Decimal | None = None,
@@ -119,27 +128,28 @@ def int_arg(name: str, default: int | None = None, *, source=None, minimum: int 
     return value
 
 
-def id_arg(name: str, default: int | None = None, *, source=None,
+def id_arg(name: str, default: int | None = None, *, source=None, maximum: int = MAX_ID,
            label: str | None = None) -> int | None:
     """An id in request.args (or `source`); 400 when it cannot be one."""
     raw = _raw(name, source)
     if raw is None:
         return default
-    value = parse_id(raw)
+    value = parse_id(raw, maximum)
     if value is None:
         raise BadParameter(name, f"“{label or name}” must be the number of a record, "
                                  f"not “{shown(raw)}”.")
     return value
 
 
-def id_list(name: str, *, source=None, label: str | None = None) -> list[int]:
+def id_list(name: str, *, source=None, maximum: int = MAX_ID,
+            label: str | None = None) -> list[int]:
     """Every id given under `name` (e.g. checked boxes), in order, once each; 400 if one is bad."""
     source = request.form if source is None else source
     ids: list[int] = []
     for raw in source.getlist(name):
         if not str(raw).strip():
             continue
-        value = parse_id(raw)
+        value = parse_id(raw, maximum)
         if value is None:
             raise BadParameter(name, f"“{label or name}” must name records by number, "
                                      f"not “{shown(raw)}”.")
@@ -177,16 +187,37 @@ def decimal_arg(name: str, default: Decimal | None = None, *, source=None,
 
 
 class IdConverter(IntegerConverter):
-    """`<int:...>` in every route: ASCII digits, 0 .. 2**63-1; anything else is a 404."""
+    """`<int:...>` in every route, a desk record's id: ASCII digits, 0 .. 2**31-1;
+    anything else is a 404."""
 
     regex = r"[0-9]{1,19}"
+    limit = MAX_ID
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
-                 max: int | None = MAX_ID, signed: bool = False) -> None:  # noqa: A002
-        super().__init__(map, fixed_digits=fixed_digits, min=min,
-                         max=MAX_ID if max is None else builtins.min(max, MAX_ID), signed=signed)
+                 max: int | None = None, signed: bool = False) -> None:  # noqa: A002
+        limit = self.limit if max is None else builtins.min(max, self.limit)
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=limit, signed=signed)
+
+
+class PipedriveIdConverter(IdConverter):
+    """`<pd_id:...>`: a Pipedrive record's id, 0 .. 2**63-1."""
+
+    limit = MAX_PD_ID
+
+
+def refuse_nul():
+    """A NUL in any query value, form field or path part is refused before any view runs."""
+    if request.routing_exception is not None:
+        return  # no such page (404) or method (405): that answer comes first
+    parts = [request.path, *request.args.keys(), *request.args.values()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        parts += [*request.form.keys(), *request.form.values()]
+    if any("\x00" in str(p) for p in parts):
+        raise BadParameter("", "A value contains a NUL character, which no field accepts: "
+                               "nothing was changed.")
 
 
 def init_app(app: Flask) -> None:
     """Call before any blueprint is registered: rules pick their converters when added."""
     app.url_map.converters["int"] = IdConverter
+    app.url_map.converters["pd_id"] = PipedriveIdConverter

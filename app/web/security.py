@@ -13,6 +13,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from app.auth.permissions import describe
 from app.extensions import login_manager
+from app.web.params import refuse_nul
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -112,6 +113,7 @@ def init_app(app: Flask) -> None:
 
     app.before_request(authorize)
     app.before_request(forms_only)
+    app.before_request(refuse_nul)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
