@@ -78,8 +78,12 @@ def _models():
 
 
 def _counts() -> dict[str, int]:
-    return {m.__name__: db.session.execute(select(func.count()).select_from(m)).scalar_one()
-            for m in _models()}
+    """Row counts of the main tables, in one round trip."""
+    models = _models()
+    row = db.session.execute(
+        select(*[select(func.count()).select_from(m).scalar_subquery() for m in models])
+    ).one()
+    return {m.__name__: n for m, n in zip(models, row, strict=True)}
 
 
 class _Forms(HTMLParser):
