@@ -1,24 +1,23 @@
 """One parsing layer for what arrives in a URL, a query string or a form.
 
-Ids, whole numbers, decimals and dates are read here and nowhere else, with
-the same rules everywhere:
+Ids, whole numbers and dates are read here, with the same rules everywhere
+(amounts and percentages have theirs in app.money):
 
 - only ASCII digits count ("²" and "٣" pass str.isdigit() but are not numbers
   anyone typed on purpose);
 - an id is within its column's range: 1 .. 2**31-1 for the desk's own records
   (INTEGER keys), 1 .. 2**63-1 for Pipedrive's (BIGINT keys); anything beyond
   names nothing (404 in a path) and never reaches the database;
-- a decimal is finite (no NaN, Infinity or 1e9999) and of sane size;
 - a date is a calendar day (YYYY-MM-DD) within years the desk can compute with
   (a day after 9999-12-31 does not exist, so "end of day" arithmetic would fail);
 - no value anywhere may hold a NUL character (PostgreSQL text cannot store one).
 
 `parse_*` answer the value or None, for code that shows its own message next to
-the field. `*_arg` read a request's args or form and refuse bad input with a
-400 whose message names the field; `errors.init_app` renders it as a page, or
-inline for htmx. `IdConverter` replaces Flask's `int` converter for every
-route (desk ids), `PipedriveIdConverter` is `<pd_id:...>` for Pipedrive's ids,
-so a path id out of range is a 404 before any view runs.
+the field. `id_arg` and `id_list` read a request's args or form and refuse bad
+input with a 400 whose message names the field, which `errors.init_app` renders
+as a page, or inline for htmx. `IdConverter` replaces Flask's `int` converter
+for every route (desk ids), `PipedriveIdConverter` is `<pd_id:...>` for
+Pipedrive's ids, so a path id out of range is a 404 before any view runs.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import re
-from decimal import Decimal, InvalidOperation
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest
@@ -36,10 +34,8 @@ MAX_ID = 2**31 - 1  # the desk's own records: INTEGER primary keys
 MAX_PD_ID = 2**63 - 1  # Pipedrive's records (deals, pipelines, stages, users): BIGINT
 EARLIEST_DAY = dt.date(1900, 1, 1)
 LATEST_DAY = dt.date(2999, 12, 31)
-MAX_DIGITS = 30  # digits a decimal may carry in all
 
 _INT_RE = re.compile(r"-?[0-9]{1,19}")
-_DECIMAL_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -78,21 +74,6 @@ def parse_pd_id(raw) -> int | None:
     return parse_id(raw, MAX_PD_ID)
 
 
-def parse_decimal(raw, *, minimum: Decimal | None = None,
-                  maximum: Decimal | None = None) -> Decimal | None:
-    """A finite decimal of ASCII digits (no exponent, NaN or Infinity) in range, or None."""
-    text = str(raw if raw is not None else "").strip()
-    if len(text) > MAX_DIGITS + 2 or not _DECIMAL_RE.fullmatch(text):
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only plain decimals
-        return None
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        return None
-    return value
-
-
 def parse_day(raw, *, earliest: dt.date = EARLIEST_DAY,
               latest: dt.date = LATEST_DAY) -> dt.date | None:
     """A calendar day written YYYY-MM-DD within [earliest, latest], or None."""
@@ -110,22 +91,6 @@ def _raw(name: str, source):
     source = request.args if source is None else source
     raw = source.get(name)
     return None if raw is None or not str(raw).strip() else raw
-
-
-def int_arg(name: str, default: int | None = None, *, source=None, minimum: int | None = None,
-            maximum: int | None = MAX_ID, label: str | None = None) -> int | None:
-    """The whole number in request.args (or `source`), the default when absent; 400 if bad."""
-    raw = _raw(name, source)
-    if raw is None:
-        return default
-    value = parse_int(raw, minimum=minimum, maximum=maximum)
-    if value is None:
-        bounds = ""
-        if minimum is not None and maximum is not None:
-            bounds = f" from {minimum} to {maximum}"
-        raise BadParameter(name, f"“{label or name}” must be a whole number{bounds}, "
-                                 f"not “{shown(raw)}”.")
-    return value
 
 
 def id_arg(name: str, default: int | None = None, *, source=None, maximum: int = MAX_ID,
@@ -156,34 +121,6 @@ def id_list(name: str, *, source=None, maximum: int = MAX_ID,
         if value not in ids:
             ids.append(value)
     return ids
-
-
-def day_arg(name: str, default: dt.date | None = None, *, source=None,
-            label: str | None = None) -> dt.date | None:
-    """A day in request.args (or `source`); 400 when it is not one the desk can use."""
-    raw = _raw(name, source)
-    if raw is None:
-        return default
-    value = parse_day(raw)
-    if value is None:
-        raise BadParameter(name, f"“{label or name}” must be a date such as 2026-11-21, between "
-                                 f"{EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}, "
-                                 f"not “{shown(raw)}”.")
-    return value
-
-
-def decimal_arg(name: str, default: Decimal | None = None, *, source=None,
-                minimum: Decimal | None = None, maximum: Decimal | None = None,
-                label: str | None = None) -> Decimal | None:
-    """A finite decimal in request.args (or `source`); 400 when it is not one."""
-    raw = _raw(name, source)
-    if raw is None:
-        return default
-    value = parse_decimal(raw, minimum=minimum, maximum=maximum)
-    if value is None:
-        raise BadParameter(name, f"“{label or name}” must be a number such as 1250.50, "
-                                 f"not “{shown(raw)}”.")
-    return value
 
 
 class IdConverter(IntegerConverter):
