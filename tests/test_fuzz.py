@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import NumberConverter
 
 from app.auth.permissions import PERMISSIONS, ROLES
 from app.extensions import db
@@ -188,7 +189,7 @@ def _hostile_paths(rule, args: dict, objects: dict) -> list[str]:
         converter = rule._converters.get(name)  # noqa: SLF001 - which converter the rule uses
         if converter is None:
             continue  # given by the rule's defaults, not the path
-        numeric = "Integer" in type(converter).__name__ or getattr(converter, "num_convert", None)
+        numeric = isinstance(converter, NumberConverter)
         values = list(PATH_INTS if numeric else PATH_STRINGS)
         if numeric:  # ids of other objects in this argument
             values += [str(v) for k, v in objects.items() if isinstance(v, int) and k != name]
