@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import NumberConverter
+from werkzeug.routing.converters import NumberConverter
 
 from app.auth.permissions import PERMISSIONS, ROLES
 from app.extensions import db
