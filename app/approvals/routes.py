@@ -26,6 +26,7 @@ from app.extensions import db
 from app.invoices.models import Invoice
 from app.money import format_money
 from app.web.layout import has_endpoint, register_nav_count, wants_fragment
+from app.web.params import parse_id
 
 bp = Blueprint("approvals", __name__)
 policy_bp = Blueprint("approval_policy", __name__, url_prefix="/admin/approvals")
@@ -168,9 +169,10 @@ def inbox():
 
 def _parse_choice(raw: str) -> tuple[int, int | None] | None:
     ident, _, version = raw.partition(":")
-    if not ident.isdigit() or (version and not version.isdigit()):
+    ident, number = parse_id(ident), parse_id(version) if version else None
+    if ident is None or (version and number is None):
         return None
-    return int(ident), int(version) if version else None
+    return ident, number
 
 
 @bp.route("/approvals/approve", methods=["POST"])

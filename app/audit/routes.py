@@ -11,6 +11,7 @@ from app.audit.operations import verify_chain
 from app.auth.permissions import requires
 from app.extensions import db
 from app.web.layout import user_zone, wants_fragment
+from app.web.params import EARLIEST_DAY, LATEST_DAY, id_arg, parse_day
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -21,11 +22,11 @@ FILTERS = ("object", "actor", "action", "start", "end")
 def _parse_day(raw: str | None, field: str, errors: dict) -> dt.date | None:
     if not raw:
         return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        errors[field] = "Use a date such as 2026-11-21."
-        return None
+    day = parse_day(raw)
+    if day is None:
+        errors[field] = (f"Use a date such as 2026-11-21, between {EARLIEST_DAY.isoformat()} "
+                         f"and {LATEST_DAY.isoformat()}.")
+    return day
 
 
 @bp.route("/")
@@ -55,7 +56,7 @@ def index():
         if end:
             bound = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
             query = query.where(AuditEntry.at < bound)
-    before = args.get("before", type=int)
+    before = id_arg("before", label="Older than entry")
     if before:
         query = query.where(AuditEntry.id < before)
     size = current_app.config["AUDIT_PAGE_SIZE"]

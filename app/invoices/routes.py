@@ -26,6 +26,7 @@ from app.money import STRIPE_CURRENCIES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.web.layout import user_zone, wants_fragment
+from app.web.params import MAX_PD_ID, id_arg, id_list
 
 bp = Blueprint("invoices", __name__)
 PAGE_SIZE = 50
@@ -66,7 +67,7 @@ def index():
         q = q.where(Invoice.on_hold.is_(True))
     elif status in STATUSES:
         q = q.where(Invoice.status == status)
-    before = request.args.get("before", type=int)
+    before = id_arg("before", label="Older than invoice")
     if before:
         q = q.where(Invoice.id < before)
     rows = db.session.execute(q.order_by(Invoice.id.desc()).limit(PAGE_SIZE + 1)).scalars().all()
@@ -89,10 +90,7 @@ def index():
 @requires("invoices.edit")
 def create_drafts():
     """Create drafts for the deals selected in the queue; report each result."""
-    ids = []
-    for raw in request.form.getlist("deal_id"):
-        if raw.isdigit():
-            ids.append(int(raw))
+    ids = id_list("deal_id", maximum=MAX_PD_ID, label="Deal")
     if not ids:
         flash("Select at least one deal first.", "warning")
         return redirect(url_for("queue.index"), 303)
@@ -368,7 +366,7 @@ def preview(invoice_id: int):
     return render_template("invoices/preview.html", invoice=invoice, totals=totals, calls=calls)
 
 
-@bp.route("/deals/<int:deal_id>/draft", methods=["POST"])
+@bp.route("/deals/<pd_id:deal_id>/draft", methods=["POST"])
 @requires("invoices.edit")
 def draft_from_deal(deal_id: int):
     deal = db.session.get(PdDeal, deal_id) or abort(404)

@@ -22,6 +22,7 @@ from app.invoices.models import (
 )
 from app.invoices.totals import DiscountInput, LineInput, Totals, compute, inputs, misfits
 from app.money import MAX_MINOR_UNITS, STRIPE_CURRENCIES, exponent, parse_amount, parse_decimal
+from app.web.params import parse_int
 
 # What "Add a line" puts in: a line still reading this at a price of 0 was never filled in.
 PLACEHOLDER_DESCRIPTION = "New line"
@@ -160,11 +161,11 @@ def parse_settings(form, today: dt.date) -> tuple[dict, dict]:
     values["days_until_due"] = None
     values["due_date"] = None
     if terms == "days":
-        raw = (form.get("days_until_due") or "").strip()
-        if not raw.isdigit() or not 0 <= int(raw) <= 365:
+        days = parse_int(form.get("days_until_due"), minimum=0, maximum=365)
+        if days is None:
             errors["days_until_due"] = "Days until due: a whole number from 0 to 365."
         else:
-            values["days_until_due"] = int(raw)
+            values["days_until_due"] = days
     elif terms == "date":
         raw = (form.get("due_date") or "").strip()
         try:

@@ -16,6 +16,7 @@ from app.mappings.purposes import ENTITIES, INTAKE, PURPOSES, WRITEBACK, Purpose
 from app.payments.states import PAYMENT_STATES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
+from app.web.params import checks_own_text
 
 bp = Blueprint("mappings", __name__, url_prefix="/admin/mappings")
 
@@ -91,6 +92,7 @@ def _options_posted(purpose: Purpose) -> dict[str, str] | None:
 
 
 @bp.route("/<purpose>", methods=["POST"])
+@checks_own_text
 @requires("mappings.manage")
 def save(purpose: str):
     p = _purpose(purpose)
@@ -109,6 +111,7 @@ def save(purpose: str):
 
 
 @bp.route("/<purpose>/create", methods=["POST"])
+@checks_own_text
 @requires("mappings.manage")
 def create(purpose: str):
     p = _purpose(purpose)

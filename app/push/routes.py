@@ -18,6 +18,7 @@ from app.push import operations as ops
 from app.push import recovery
 from app.push.models import STEP_LABELS, PushBatch
 from app.web.layout import has_endpoint
+from app.web.params import id_list
 from app.writeback.operations import open_items
 
 bp = Blueprint("push", __name__)
@@ -96,7 +97,7 @@ def index():
 @requires("invoices.push")
 def push_many():
     """Queue the selected invoices; show a progress bar for the batch."""
-    ids = [int(v) for v in request.form.getlist("invoice_id") if v.isdigit()]
+    ids = id_list("invoice_id", label="Invoice")
     if not ids:
         flash("Choose at least one invoice to push.", "error")
         return render_template("push/index.html", invoices=ops.ready_to_push(), batches=[],

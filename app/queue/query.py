@@ -19,6 +19,7 @@ from sqlalchemy.orm import load_only
 from app.extensions import db
 from app.intake.models import PdDeal, PdOrganization, PdPerson, PdPipeline, PdUser
 from app.money import STRIPE_CURRENCIES
+from app.web.params import parse_pd_id
 
 FLAGS = {
     "no_email": "No billing email",
@@ -76,8 +77,8 @@ class QueueFilters:
         for name in ("pipeline", "owner"):
             raw = (args.get(name) or "").strip()
             if raw:
-                if raw.isdigit():
-                    setattr(f, name, int(raw))
+                if (ident := parse_pd_id(raw)) is not None:
+                    setattr(f, name, ident)
                 else:
                     f.errors[name] = "Choose one from the list."
         f.currency = (args.get("currency") or "").strip().upper()[:3]

@@ -97,7 +97,7 @@ def sync_status(run_id: int):
     return render_template("queue/_sync.html", run=run, state=state)
 
 
-@bp.route("/deals/<int:deal_id>")
+@bp.route("/deals/<pd_id:deal_id>")
 @requires("deals.view")
 def deal(deal_id: int):
     deal = db.session.get(PdDeal, deal_id) or abort(404)

@@ -25,6 +25,7 @@ from app.rules.models import (
 )
 from app.rules.settings import billing_defaults, normalise_percent
 from app.types import utcnow
+from app.web.params import parse_int, parse_pd_id
 
 MATCHES = {
     "stage": "When the deal is in a ready stage",
@@ -66,8 +67,7 @@ def stages_of(pipeline_id: int) -> list[PdStage]:
 
 
 def _stage_id(raw) -> int | None:
-    text = str(raw or "").strip()
-    return int(text) if text.isdigit() else None
+    return parse_pd_id(raw)
 
 
 def save_pipeline_rule(
@@ -124,10 +124,10 @@ def save_defaults(currency: str | None, days: str | None, method: str | None, us
             f"{code[:10]} is not a currency Stripe bills in: use a code such as EUR, "
             "or leave it empty."
         )
-    days_text = (days or "").strip()
-    if not days_text.isdigit():
+    days_number = parse_int(days, minimum=0)
+    if days_number is None:
         errors["days_until_due"] = "Enter the payment terms as a whole number of days, e.g. 30."
-    elif int(days_text) > MAX_DAYS_UNTIL_DUE:
+    elif days_number > MAX_DAYS_UNTIL_DUE:
         errors["days_until_due"] = f"At most {MAX_DAYS_UNTIL_DUE} days."
     if method not in COLLECTION_METHODS:
         errors["collection_method"] = "Choose how invoices are collected."
@@ -139,7 +139,7 @@ def save_defaults(currency: str | None, days: str | None, method: str | None, us
         row = BillingDefaults(id=1)
         db.session.add(row)
     row.currency = code or None
-    row.days_until_due = int(days_text)
+    row.days_until_due = days_number
     row.collection_method = method
     row.updated_at, row.updated_by_id = utcnow(), getattr(user, "id", None)
     db.session.flush()

@@ -84,7 +84,7 @@ def reload():
     return _back("pipelines")
 
 
-@bp.route("/pipelines/<int:pipeline_id>", methods=["POST"])
+@bp.route("/pipelines/<pd_id:pipeline_id>", methods=["POST"])
 @requires("rules.manage")
 def save_pipeline(pipeline_id: int):
     pipeline = db.session.get(PdPipeline, pipeline_id) or abort(404)

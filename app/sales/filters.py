@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from app.web.params import parse_int, parse_pd_id
+
 PRESETS = {
     "month": "This month",
     "quarter": "This quarter",
@@ -61,8 +63,7 @@ class SalesFilters:
             f.errors["status"] = "Choose a paid status from the list."
         else:
             f.status = status
-        page = (args.get("page") or "1").strip()
-        f.page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+        f.page = parse_int(args.get("page"), minimum=1, maximum=99_999) or 1
 
         f.from_raw = (args.get("from") or "").strip()[:20]
         f.to_raw = (args.get("to") or "").strip()[:20]
@@ -133,10 +134,11 @@ def preset_range(preset: str, today: dt.date) -> tuple[dt.date, dt.date]:
 def _choice(f: SalesFilters, name: str, raw: str, known: set[int] | None) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit() or (known is not None and int(raw) not in known):
+    ident = parse_pd_id(raw)
+    if ident is None or (known is not None and ident not in known):
         f.errors[name] = "Choose one from the list."
         return None
-    return int(raw)
+    return ident
 
 
 def _date(f: SalesFilters, name: str, raw: str, *, required: bool) -> dt.date | None:

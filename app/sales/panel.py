@@ -13,6 +13,7 @@ from app.payments.states import label as payment_label
 from app.sales import panel_bp, queries
 from app.sales.panel_token import PanelTokenError, verify
 from app.types import utcnow
+from app.web.params import parse_pd_id
 from app.web.security import embeddable
 
 PIPEDRIVE_FRAMES = "https://*.pipedrive.com"
@@ -41,9 +42,9 @@ def _authenticate(resource: str, ident: int | None):
         return _refuse("This panel needs a valid, current link from Pipedrive.")
     if ident is None:
         selected = (request.args.get("selectedIds") or "").split(",")[0].strip()
-        if not selected.isdigit():
+        ident = parse_pd_id(selected)
+        if ident is None:
             return _refuse("Open this panel from a deal or an organization in Pipedrive.")
-        ident = int(selected)
     # A link the desk signed itself names one record: it opens that record only.
     if "resource" in claims and (
         claims["resource"] != resource or str(claims.get("selectedIds")) != str(ident)
@@ -53,7 +54,7 @@ def _authenticate(resource: str, ident: int | None):
 
 
 @panel_bp.route("/deal", defaults={"deal_id": None})
-@panel_bp.route("/deal/<int:deal_id>")
+@panel_bp.route("/deal/<pd_id:deal_id>")
 @public
 @embeddable(PIPEDRIVE_FRAMES)
 def deal(deal_id: int | None):
@@ -76,7 +77,7 @@ def deal(deal_id: int | None):
 
 
 @panel_bp.route("/organization", defaults={"org_id": None})
-@panel_bp.route("/organization/<int:org_id>")
+@panel_bp.route("/organization/<pd_id:org_id>")
 @public
 @embeddable(PIPEDRIVE_FRAMES)
 def organization(org_id: int | None):

@@ -65,7 +65,7 @@ def index():
     return render_template("sales/index.html", **context)
 
 
-@bp.route("/deals/<int:deal_id>")
+@bp.route("/deals/<pd_id:deal_id>")
 @requires("sales.view")
 def deal(deal_id: int):
     deal = db.session.get(PdDeal, deal_id) or abort(404)

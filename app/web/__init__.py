@@ -9,7 +9,9 @@ from app.extensions import csrf, db, htmx, login_manager, migrate
 
 
 def init_app(app: Flask) -> None:
-    from app.web import database, errors, layout, security
+    from app.web import database, errors, layout, params, security
+
+    params.init_app(app)  # before any blueprint: routes take their converters when added
 
     if app.config.get("DESK_TRUST_PROXY"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)

@@ -9,9 +9,11 @@ from flask import Flask, current_app, g, redirect, render_template, request, url
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import UnsupportedMediaType
 
 from app.auth.permissions import describe
 from app.extensions import login_manager
+from app.web.params import refuse_nul
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -76,6 +78,16 @@ def authorize():
     return None
 
 
+def forms_only():
+    """Signed-in pages take forms: a JSON body (which form handling would try to read as
+    a form) is refused plainly. Public endpoints (webhooks) read their own bodies."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or not request.is_json:
+        return None
+    if getattr(_view(), "desk_public", False):
+        return None
+    raise UnsupportedMediaType("This page takes a form, not JSON: nothing was changed.")
+
+
 def init_app(app: Flask) -> None:
     app.session_interface = DeskSessionInterface()
     login_manager.login_view = "auth.login"
@@ -100,6 +112,8 @@ def init_app(app: Flask) -> None:
         g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
 
     app.before_request(authorize)
+    app.before_request(forms_only)
+    app.before_request(refuse_nul)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.auth.permissions import requires
 from app.extensions import db
+from app.web.params import MAX_PD_ID, id_arg
 from app.writeback import operations as ops
 from app.writeback.models import WritebackItem
 
@@ -20,7 +21,7 @@ def index():
     counts = dict(db.session.execute(
         select(WritebackItem.status, func.count()).group_by(WritebackItem.status)
     ).all())
-    deal_id = request.args.get("deal_id", type=int)
+    deal_id = id_arg("deal_id", maximum=MAX_PD_ID, label="Deal")
     return render_template("writeback/index.html", items=ops.open_items(deal_id=deal_id),
                            counts=counts, deal_id=deal_id)
 
