@@ -103,6 +103,11 @@ TRANSITIONS: dict[str, Transition] = {
     "void_redraft": _t(("push_failed", "pushed"), "cancelled", "invoices.push",
                        "Only an invoice in Stripe (or whose push failed) can be voided and "
                        "drafted again", "void", "voiding", "Voided in Stripe; drafted again"),
+    # An earlier version's invoice, finalized in Stripe, taken as this invoice's push by
+    # two users (one asks, another confirms; app/push/recovery).
+    "adopt_stripe": _t(("draft", "submitted", "approved", "push_failed"), "pushed",
+                       "invoices.push", "Only an invoice not yet in Stripe can adopt a Stripe "
+                       "invoice", "adopt", "adopting", "Adopted its Stripe invoice"),
 }
 # What people do from the invoice page; the push_* steps belong to the push module.
 USER_ACTIONS = ("submit", "approve", "reject", "hold", "release", "cancel")

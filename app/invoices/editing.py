@@ -56,6 +56,10 @@ def check_editable(invoice: Invoice, seen_version) -> None:
             f"Invoice {invoice.number} is {invoice.status_label.lower()}: "
             "it can no longer be edited."
         )
+    from app.push.recovery import edit_refusal  # a version of it may be billed in Stripe
+
+    if refused := edit_refusal(invoice):
+        raise EditRefused(refused)
     try:
         seen = int(seen_version)
     except (TypeError, ValueError):
