@@ -236,3 +236,72 @@ def test_a_push_never_deletes_its_way_past_a_finalized_earlier_version(
     assert _live(stripe_desk, iid) == [sid]
     assert db.session.execute(select(ops.PushJob).where(
         ops.PushJob.stripe_invoice_id == sid)).scalar_one().stripe_status == "open"
+
+
+def test_the_board_shows_an_earlier_versions_invoice_until_it_is_decided(
+        app, client, login, stripe_desk, approver, make_user, ctx):
+    from app.mismatches.models import Mismatch
+    from app.mismatches.operations import recompute
+
+    def board() -> list[Mismatch]:
+        recompute()
+        db.session.commit()
+        return list(db.session.execute(select(Mismatch).where(
+            Mismatch.rule == 15, Mismatch.resolved_at.is_(None))).scalars())
+
+    iid = lost_finalize(stripe_desk, approver.id)
+    [first] = _live(stripe_desk, iid)
+    finance, other = _user(make_user, "finance"), _user(make_user, "finance")
+    assert board() == []  # the current push: rule 14 says it, with "Check in Stripe"
+    [row14] = db.session.execute(select(Mismatch).where(Mismatch.rule == 14)).scalars()
+    assert "may have finalized it" in row14.explanation
+    _edited_before_the_fix(iid, finance)
+    [row] = board()
+    assert (row.invoice_id, row.severity, row.facts["stripe_id"]) == (iid, "high", first)
+    assert "billed twice" in row.explanation
+    recovery.read_back(invoice(iid), finance)
+    db.session.commit()
+    [row] = board()
+    assert "is open there" in row.explanation
+    [job] = recovery.awaiting_choice(invoice(iid))
+    recovery.request_choice(invoice(iid), job.id, "void", finance)
+    db.session.commit()
+    recovery.confirm_choice(invoice(iid), job.id, other)
+    db.session.commit()
+    assert board() == []
+
+
+def test_read_back_and_the_four_eyes_choice_from_the_invoice_page(
+        app, client, login, stripe_desk, approver, make_user):
+    from tests.conftest import TEST_PASSWORD, csrf_token
+
+    with app.app_context():
+        iid = lost_finalize(stripe_desk, approver.id)
+        a = make_user("finance")
+        _edited_before_the_fix(iid, db.session.get(User, a.id))
+    b = make_user("finance")
+
+    def post(who=client, **data):
+        data["csrf_token"] = csrf_token(who, "/push/")
+        return who.post(f"/invoices/{iid}/push/recover", data=data,
+                        headers={"HX-Request": "true"})
+
+    login(a)
+    page = client.get(f"/invoices/{iid}/push/status").get_data(as_text=True)
+    assert "Check in Stripe" in page and "may be billed in Stripe" in page
+    r = post(action="read_back")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    page = r.get_data(as_text=True)
+    assert "void it or adopt it" in page and "Ask to void it" in page
+    with app.app_context():
+        [job] = recovery.awaiting_choice(invoice(iid))
+        job_id = job.id
+    assert post(action="void", job=job_id).status_code == 200
+    r = post(action="confirm", job=job_id)
+    assert r.status_code == 422 and "another user must confirm" in r.get_data(as_text=True)
+    second = app.test_client()
+    second.post("/login", data={"email": b.email, "password": TEST_PASSWORD,
+                                "csrf_token": csrf_token(second, "/login")})
+    r = post(second, action="confirm", job=job_id)
+    assert r.status_code == 200 and "is void in Stripe" in r.get_data(as_text=True)
+    assert _live(stripe_desk, iid) == []
