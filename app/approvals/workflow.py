@@ -27,6 +27,7 @@ from decimal import Decimal
 from sqlalchemy import func, or_, select
 
 from app.approvals.models import ApprovalPolicy, ApprovalThreshold
+from app.audit.models import AuditEntry
 from app.audit.operations import record
 from app.auth.permissions import describe
 from app.extensions import db
@@ -129,6 +130,13 @@ STATUS_PHRASES = {
 assert set(STATUS_PHRASES) == set(STATUSES), "every status needs a phrase"
 
 BACK_TO_DRAFT_REASON = "edited after submission/approval"
+# Audit actions that change what an invoice bills (lines, amounts, bill-to, terms, and
+# the rest of its content): whoever did one since the last approval may not approve it.
+CONTENT_ACTIONS = (
+    "invoice.line_update", "invoice.line_add", "invoice.line_remove", "invoice.line_move",
+    "invoice.settings_update", "invoice.billto_update", "invoice.discount_add",
+    "invoice.discount_remove", "invoice.reapply_deal", "invoice.billing_email_set",
+)
 
 
 @dataclass
@@ -254,6 +262,12 @@ def refusal(
                     "You submitted this invoice: with four-eyes on, "
                     "someone else must approve it."
                 )
+            if user.id in contributors(invoice):
+                return (
+                    "You changed this invoice since it was last approved (its lines, "
+                    "amounts, bill-to or terms): with four-eyes on, someone else must "
+                    "approve it."
+                )
         limit = policy.threshold_for(invoice.currency)
         if limit is not None and Decimal(invoice.total) > limit and not user.can(
             LARGE_PERMISSION
@@ -266,6 +280,20 @@ def refusal(
     if action in ("push_start", "push_retry") and not approval_is_current(invoice):
         return "This invoice has no approval of its current content: it must be approved again."
     return None
+
+
+def contributors(invoice: Invoice) -> set[int]:
+    """Who changed the invoice's content since its last approval, from the audit log
+    (every edit is recorded there with the user who made it): not only the last editor,
+    whose stamp the next edit (even of the memo alone) overwrites."""
+    obj = (AuditEntry.object_type == "invoice", AuditEntry.object_id == str(invoice.id))
+    last_approval = select(func.coalesce(func.max(AuditEntry.id), 0)).where(
+        *obj, AuditEntry.action == "invoice.approve").scalar_subquery()
+    return set(db.session.execute(
+        select(AuditEntry.actor_id).distinct().where(
+            *obj, AuditEntry.action.in_(CONTENT_ACTIONS), AuditEntry.actor_id.is_not(None),
+            AuditEntry.id > last_approval)
+    ).scalars())
 
 
 def transition(
