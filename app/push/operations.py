@@ -622,9 +622,9 @@ def _not_a_draft(run: _Run, other: PushJob) -> None:
             f"Stripe would not delete the draft {found.id} of an earlier version.",
             "Delete it in Stripe, then retry.")
     other.stripe_status, other.stripe_checked_at = found.status, utcnow()
-    record("push.read_back", "push_job", other.id, None,
+    record("push.read_back", "invoice", run.invoice.id, None,
            {"stripe_status": found.status, "stripe_invoice_id": found.id,
-            "invoice_id": run.invoice.id, "version": other.version})
+            "push_job": other.id, "version": other.version})
     db.session.commit()  # what Stripe said stays on record when the push stops
     raise PushStopped(
         f"An earlier version of this invoice is {found.status} in Stripe as "

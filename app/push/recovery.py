@@ -409,9 +409,9 @@ def _note_read_back(job: PushJob, found, user) -> str:
     status = found.status if found is not None else "deleted"
     before = {"stripe_status": job.stripe_status}
     job.stripe_status, job.stripe_checked_at = status, utcnow()
-    record("push.read_back", "push_job", job.id, before,
+    record("push.read_back", "invoice", job.invoice_id, before,
            {"stripe_status": status, "stripe_invoice_id": job.stripe_invoice_id,
-            "invoice_id": job.invoice_id, "version": job.version}, actor=user)
+            "push_job": job.id, "version": job.version}, actor=user)
     return status
 
 
@@ -493,8 +493,8 @@ def request_choice(invoice: Invoice, job_id, action: str, user, *,
     before = job.resolution
     job.resolution = {"action": action, "requested_by_id": user.id,
                       "requested_by": user.email, "requested_at": utcnow().isoformat()}
-    record("push.choice_requested", "push_job", job.id, before,
-           {**job.resolution, "invoice_id": invoice.id,
+    record("push.choice_requested", "invoice", invoice.id, before,
+           {**job.resolution, "push_job": job.id,
             "stripe_invoice_id": job.stripe_invoice_id}, actor=user)
     db.session.flush()
     verb = "voided" if action == "void" else "adopted"
@@ -507,7 +507,8 @@ def withdraw_choice(invoice: Invoice, job_id, user) -> str:
     if not (job.resolution or {}).get("action"):
         raise RecoveryRefused("Nothing was asked for this Stripe invoice.")
     before, job.resolution = job.resolution, None
-    record("push.choice_withdrawn", "push_job", job.id, before, None, actor=user)
+    record("push.choice_withdrawn", "invoice", invoice.id, before,
+           {"push_job": job.id, "stripe_invoice_id": job.stripe_invoice_id}, actor=user)
     db.session.flush()
     return "Withdrawn: nothing was done in Stripe."
 
@@ -535,9 +536,9 @@ def confirm_choice(invoice: Invoice, job_id, user, *,
         message = _adopt(invoice, job, found, user)
     job.resolution = {**asked, "confirmed_by_id": user.id, "confirmed_by": user.email,
                       "confirmed_at": utcnow().isoformat()}
-    record("push.choice_confirmed", "push_job", job.id, asked,
-           {**job.resolution, "invoice_id": invoice.id, "stripe_status": job.stripe_status},
-           actor=user)
+    record("push.choice_confirmed", "invoice", invoice.id, asked,
+           {**job.resolution, "push_job": job.id, "stripe_invoice_id": job.stripe_invoice_id,
+            "stripe_status": job.stripe_status}, actor=user)
     db.session.flush()
     return message
 
@@ -551,9 +552,9 @@ def _void_earlier(invoice: Invoice, job: PushJob, found, calls: Calls, user) -> 
     except StripeGatewayError as exc:
         raise RecoveryRefused(f"{exc} {exc.hint}".strip()) from None
     job.stripe_status = voided.status
-    record("push.voided_in_stripe", "push_job", job.id, {"stripe_status": found.status},
+    record("push.voided_in_stripe", "invoice", invoice.id, {"stripe_status": found.status},
            {"stripe_status": voided.status, "stripe_invoice_id": found.id,
-            "invoice_id": invoice.id}, actor=user)
+            "push_job": job.id}, actor=user)
     if invoice.stripe_invoice_id == found.id and invoice.status != "pushed":
         # The desk invoice no longer has anything in Stripe: its next push makes one.
         invoice.stripe_invoice_id = invoice.stripe_number = invoice.stripe_status = None
