@@ -45,7 +45,7 @@ class EditRefused(Exception):
 
 
 def check_editable(invoice: Invoice, seen_version) -> None:
-    if invoice.stripe_status not in (None, "draft"):
+    if invoice.stripe_status not in (None, "draft", "void"):  # void bills nobody
         raise EditRefused(
             f"Invoice {invoice.number} is already finalized in Stripe "
             f"({invoice.stripe_number or invoice.stripe_invoice_id}): it can no longer be "

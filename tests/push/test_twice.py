@@ -305,3 +305,26 @@ def test_read_back_and_the_four_eyes_choice_from_the_invoice_page(
     r = post(second, action="confirm", job=job_id)
     assert r.status_code == 200 and "is void in Stripe" in r.get_data(as_text=True)
     assert _live(stripe_desk, iid) == []
+
+
+def test_after_voiding_the_earlier_invoice_the_events_pull_leaves_it_editable(
+        stripe_desk, approver, make_user, ctx):
+    from app.payments.operations import run_payment_sync
+
+    iid = lost_finalize(stripe_desk, approver.id)
+    finance, other = _user(make_user, "finance"), _user(make_user, "finance")
+    _edited_before_the_fix(iid, finance)
+    recovery.read_back(invoice(iid), finance)
+    db.session.commit()
+    [job] = recovery.awaiting_choice(invoice(iid))
+    recovery.request_choice(invoice(iid), job.id, "void", finance)
+    db.session.commit()
+    recovery.confirm_choice(invoice(iid), job.id, other)
+    db.session.commit()
+    assert run_payment_sync().status == "ok"  # it sees the voided invoice's events
+    inv = invoice(iid)
+    assert recovery.edit_refusal(inv) is None
+    editing.update_line(inv, inv.lines[0], {"unit_price": Decimal("140.00")}, finance,
+                        inv.version)
+    db.session.commit()
+    assert invoice(iid).lines[0].unit_price == Decimal("140.00")
