@@ -238,12 +238,7 @@ def void_and_redraft(invoice: Invoice, user, *, gateway: StripeGateway | None = 
            {"stripe_status": invoice.stripe_status},
            {"stripe_status": voided.status, "stripe_invoice_id": stripe_id}, actor=user)
     invoice.stripe_status = voided.status
-    try:
-        from app.payments.sync import apply_invoice
-    except ImportError:  # pragma: no cover - the payment sync is optional here
-        apply_invoice = None
-    if apply_invoice is not None:
-        apply_invoice(voided.to_dict())
+    _apply(voided)
     return redraft(invoice, user)
 
 
@@ -416,6 +411,7 @@ def _note_read_back(job: PushJob, found, user) -> str:
 
 
 def _apply(found) -> None:
+    """Bring the desk invoice Stripe's invoice names in line with it (the payment sync)."""
     try:
         from app.payments.sync import apply_invoice
     except ImportError:  # pragma: no cover - the payment sync is optional here
