@@ -26,8 +26,9 @@ push_failed
 push_failed    finalize sent, its answer lost        Check in Stripe (read it back): a
                (the push may have finalized it)      draft may be edited again; a
                                                      finalized one continues as above.
-                                                     Until then editing and pushing
-                                                     are refused. Board rule 14.
+                                                     Until then it cannot be edited;
+                                                     Retry stays safe (same keys).
+                                                     Board rule 14.
 any            an earlier version's invoice is       Check in Stripe; then void it or
                (or may be) finalized in Stripe       adopt it: one user asks, another
                                                      confirms. Until then editing and
@@ -36,8 +37,11 @@ any            an earlier version's invoice is       Check in Stripe; then void 
 
 The desk never guesses what became of a Stripe invoice whose finalize was sent: it
 reads it back from Stripe (`read_back`), and until it knows, the invoice can be
-neither edited nor pushed again (`edit_refusal`, `earlier_in_stripe`), because a
-second push would bill the customer twice.
+neither edited nor pushed as another version (`edit_refusal`, `push_refusal`), because
+a second Stripe invoice would bill the customer twice. Retrying the same version is
+safe: its finalize is resent with the same key, or read back when Stripe forgot it.
+The push itself, before deleting an earlier version's draft, reads back one Stripe
+would not delete, and stops if it is finalized (operations._not_a_draft).
 
 A finalized invoice cannot be edited (Stripe fixes its content), so none of
 these ways out edits it: sending changes only where it goes, marking records
