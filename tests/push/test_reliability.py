@@ -44,3 +44,4 @@ def test_lost_finalize_answers_then_edits_and_pushes_never_bill_twice(
     assert stats.duplicates == []
     assert stats.lost_then_failed > 0  # the trials did reach the state of the issue
     assert stats.refused["edit"] > 0 and stats.moves["read_back"] > 0
+    assert stats.refused["decide"] < stats.moves["decide"]  # a void or adopt was confirmed

@@ -5,8 +5,10 @@ exactly one customer per organization. Used by the suite (200) and the bench (1,
 Redo trials (issue 15): the finalize answer is lost and finalize and the events pull
 fail afterwards; then finance does what people do with a failed push, in random order:
 edit, approve and push again, retry, check in Stripe, void or adopt (one asks, another
-confirms), void and draft again, pull the events. After every move: at most one open or
-paid Stripe invoice per desk invoice and per deal. Suite: a few dozen; bench: 1,000.
+confirms), void and draft again, pull the events; and now and then an edit as the desk
+allowed it before the fix, leaving an earlier version's invoice finalized in Stripe.
+After every move: at most one open or paid Stripe invoice per desk invoice and per deal.
+Suite: a few dozen; bench: 1,000.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ def run_trials(sandbox, approver_id: int, count: int, seed: int) -> TrialStats:
 
 FINALIZE = STEP_PATHS["finalize"]
 EVENTS = r"^/v1/events"
-MOVES = ("edit", "edit", "retry", "read_back", "decide", "events", "void_redraft")
+MOVES = ("edit", "edit", "retry", "read_back", "decide", "decide", "events", "void_redraft",
+         "edit_before_fix", "edit_before_fix")
 LIVE_IN_STRIPE = ("open", "paid")
 
 
@@ -226,7 +229,10 @@ def _finalize_faults(sandbox, rng: random.Random) -> None:
 
 def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats,
                    gateway) -> None:
+    from app.approvals import workflow
     from app.invoices import editing
+    from app.invoices.drafting import recompute
+    from app.invoices.models import EDITABLE
     from app.payments.operations import run_payment_sync
     from app.push import recovery
     from tests.push.helpers import approve
@@ -263,15 +269,24 @@ def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats
             stats.duplicates.append((n, deal, context, ids))
 
     check("first push")
-    for _move in range(rng.randint(3, 8)):
-        move = rng.choice(MOVES)
+    moves = [rng.choice(MOVES) for _ in range(rng.randint(4, 9))]
+    if rng.random() < 0.3:  # the issue's own sequence: edited right after the failed push
+        moves.insert(0, "edit_before_fix")
+    for move in moves:
         stats.moves[move] += 1
         inv = invoice(iid)
         try:
-            if move == "edit":
+            if move in ("edit", "edit_before_fix"):
                 line = inv.lines[0]
-                editing.update_line(inv, line, {"unit_price": line.unit_price + 1}, finance,
-                                    inv.version)
+                if move == "edit":
+                    editing.update_line(inv, line, {"unit_price": line.unit_price + 1},
+                                        finance, inv.version)
+                else:  # the state an edit made before issue 15 left: no refusal asked
+                    if inv.status not in EDITABLE or inv.stripe_status not in (None, "draft"):
+                        raise recovery.RecoveryRefused("not editable")
+                    line.unit_price += 1
+                    workflow.content_edited(inv, finance)
+                    recompute(inv)
                 db.session.commit()
                 approve(iid, finance.id, approver.id)
                 if rng.random() < 0.5:
@@ -295,7 +310,11 @@ def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats
                     recovery.read_back(inv, finance)
                 finally:
                     faults_again()
-            elif move == "decide":
+            elif move == "decide":  # as the page leads: check in Stripe, then choose
+                if recovery.needs_read_back(inv):
+                    recovery.read_back(inv, finance)
+                    db.session.commit()
+                    inv = invoice(iid)
                 choices = recovery.awaiting_choice(inv)
                 if not choices:
                     raise recovery.RecoveryRefused("nothing to decide")
