@@ -39,6 +39,11 @@ TIMELINE_LABELS: dict[str, str] = {
     "invoice.billing_email_set": "Billing email set, to send the invoice finalized in Stripe",
     "invoice.redrafted": "Drafted again from an invoice voided in Stripe",
     "push.voided_in_stripe": "Voided in Stripe",
+    # What became of a Stripe invoice whose finalize answer was lost (issue 15).
+    "push.read_back": "Checked in Stripe",
+    "push.choice_requested": "Asked to void or adopt an earlier version's Stripe invoice",
+    "push.choice_withdrawn": "Withdrew the request to void or adopt it",
+    "push.choice_confirmed": "Confirmed (four-eyes): the earlier Stripe invoice decided",
 }
 FIELD_LABELS = {
     "status": "Status",

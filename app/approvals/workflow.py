@@ -27,6 +27,7 @@ from decimal import Decimal
 from sqlalchemy import func, or_, select
 
 from app.approvals.models import ApprovalPolicy, ApprovalThreshold
+from app.audit.models import AuditEntry
 from app.audit.operations import record
 from app.auth.permissions import describe
 from app.extensions import db
@@ -103,6 +104,11 @@ TRANSITIONS: dict[str, Transition] = {
     "void_redraft": _t(("push_failed", "pushed"), "cancelled", "invoices.push",
                        "Only an invoice in Stripe (or whose push failed) can be voided and "
                        "drafted again", "void", "voiding", "Voided in Stripe; drafted again"),
+    # An earlier version's invoice, finalized in Stripe, taken as this invoice's push by
+    # two users (one asks, another confirms; app/push/recovery).
+    "adopt_stripe": _t(("draft", "submitted", "approved", "push_failed"), "pushed",
+                       "invoices.push", "Only an invoice not yet in Stripe can adopt a Stripe "
+                       "invoice", "adopt", "adopting", "Adopted its Stripe invoice"),
 }
 # What people do from the invoice page; the push_* steps belong to the push module.
 USER_ACTIONS = ("submit", "approve", "reject", "hold", "release", "cancel")
@@ -124,6 +130,13 @@ STATUS_PHRASES = {
 assert set(STATUS_PHRASES) == set(STATUSES), "every status needs a phrase"
 
 BACK_TO_DRAFT_REASON = "edited after submission/approval"
+# Audit actions that change what an invoice bills (lines, amounts, bill-to, terms, and
+# the rest of its content): whoever did one since the last approval may not approve it.
+CONTENT_ACTIONS = (
+    "invoice.line_update", "invoice.line_add", "invoice.line_remove", "invoice.line_move",
+    "invoice.settings_update", "invoice.billto_update", "invoice.discount_add",
+    "invoice.discount_remove", "invoice.reapply_deal", "invoice.billing_email_set",
+)
 
 
 @dataclass
@@ -253,6 +266,12 @@ def refusal(
                     "You submitted this invoice: with four-eyes on, "
                     "someone else must approve it."
                 )
+            if user.id in contributors(invoice):
+                return (
+                    "You changed this invoice since it was last approved (its lines, "
+                    "amounts, bill-to or terms): with four-eyes on, someone else must "
+                    "approve it."
+                )
         limit = policy.threshold_for(invoice.currency)
         if limit is not None and Decimal(invoice.total) > limit and not user.can(
             LARGE_PERMISSION
@@ -265,6 +284,20 @@ def refusal(
     if action in ("push_start", "push_retry") and not approval_is_current(invoice):
         return "This invoice has no approval of its current content: it must be approved again."
     return None
+
+
+def contributors(invoice: Invoice) -> set[int]:
+    """Who changed the invoice's content since its last approval, from the audit log
+    (every edit is recorded there with the user who made it): not only the last editor,
+    whose stamp the next edit (even of the memo alone) overwrites."""
+    obj = (AuditEntry.object_type == "invoice", AuditEntry.object_id == str(invoice.id))
+    last_approval = select(func.coalesce(func.max(AuditEntry.id), 0)).where(
+        *obj, AuditEntry.action == "invoice.approve").scalar_subquery()
+    return set(db.session.execute(
+        select(AuditEntry.actor_id).distinct().where(
+            *obj, AuditEntry.action.in_(CONTENT_ACTIONS), AuditEntry.actor_id.is_not(None),
+            AuditEntry.id > last_approval)
+    ).scalars())
 
 
 def transition(

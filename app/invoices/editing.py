@@ -46,7 +46,7 @@ class EditRefused(Exception):
 
 
 def check_editable(invoice: Invoice, seen_version) -> None:
-    if invoice.stripe_status not in (None, "draft"):
+    if invoice.stripe_status not in (None, "draft", "void"):  # void bills nobody
         raise EditRefused(
             f"Invoice {invoice.number} is already finalized in Stripe "
             f"({invoice.stripe_number or invoice.stripe_invoice_id}): it can no longer be "
@@ -57,6 +57,10 @@ def check_editable(invoice: Invoice, seen_version) -> None:
             f"Invoice {invoice.number} is {invoice.status_label.lower()}: "
             "it can no longer be edited."
         )
+    from app.push.recovery import edit_refusal  # a version of it may be billed in Stripe
+
+    if refused := edit_refusal(invoice):
+        raise EditRefused(refused)
     try:
         seen = int(seen_version)
     except (TypeError, ValueError):

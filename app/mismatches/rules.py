@@ -35,6 +35,7 @@ RULES = {
     12: "Customer email in Stripe differs from the CRM",
     13: "Finalized in Stripe but never sent",
     14: "Push to Stripe failed",
+    15: "Stripe invoice of the desk that is not the current push",
 }
 # What fixes each, in the order the board offers the actions.
 ACTIONS = {
@@ -51,7 +52,8 @@ ACTIONS = {
     11: ["open_stripe", "resync_invoice", "acknowledge"],
     12: ["open_stripe", "open_pipedrive", "acknowledge"],
     13: ["recover_push", "open_invoice", "open_stripe", "acknowledge"],
-    14: ["retry_push", "open_invoice", "acknowledge"],
+    14: ["retry_push", "recover_push", "open_invoice", "acknowledge"],
+    15: ["recover_push", "open_invoice", "open_stripe", "acknowledge"],
 }
 PUSHED = ("pushed",)
 
@@ -420,6 +422,9 @@ def rule_14() -> Iterator[Hit]:
     for inv_id, deal_id, sid, error, hint, total, cur in db.session.execute(q):
         draft = (f" A draft ({sid}) is left in Stripe; retrying continues with it, a new "
                  "approved version deletes it." if sid else " Nothing was created in Stripe.")
+        if sid and _finalize_in_doubt(inv_id):
+            draft = (f" Its finalize was sent for {sid} and no answer arrived: Stripe may "
+                     "have finalized it. Check in Stripe before editing it.")
         yield Hit(
             14,
             f"invoice:{inv_id}",
@@ -430,6 +435,50 @@ def rule_14() -> Iterator[Hit]:
             invoice_id=inv_id,
             facts={"stripe_id": sid, "error": _reason(error)},
         )
+
+
+def _finalize_in_doubt(invoice_id: int) -> bool:
+    from app.push.recovery import current_in_doubt
+
+    return current_in_doubt(db.session.get(Invoice, invoice_id)) is not None
+
+
+def rule_15() -> Iterator[Hit]:
+    """A Stripe invoice made by a push of the desk that is not the current push of its
+    desk invoice (an earlier version's), finalized there or possibly so (its finalize was
+    sent and the answer lost): it may bill the customer a second time. Read it back, then
+    void or adopt it (app/push/recovery.py). Drafts, void and deleted ones bill nobody."""
+    from app.push.models import PushJob, PushStep
+    from app.push.recovery import earlier_in_stripe
+
+    q = (
+        select(PushJob.invoice_id).distinct()
+        .join(PushStep, (PushStep.job_id == PushJob.id) & (PushStep.name == "finalize"))
+        .join(Invoice, Invoice.id == PushJob.invoice_id)
+        .where(PushJob.stripe_invoice_id.is_not(None), PushStep.status != "pending",
+               PushJob.version != func.coalesce(Invoice.approved_version, -1),
+               func.coalesce(PushJob.stripe_status, "").not_in(("draft", "void", "deleted")),
+               Invoice.status != "cancelled")
+    )
+    for (inv_id,) in db.session.execute(q).all():
+        inv = db.session.get(Invoice, inv_id)
+        for job in earlier_in_stripe(inv):
+            state = (f"is {job.stripe_status} there" if job.stripe_checked_at
+                     else "may be finalized there (its finalize was sent, the answer lost)")
+            yield Hit(
+                15,
+                f"stripe:{job.stripe_invoice_id}",
+                "high",
+                f"Stripe invoice {job.stripe_invoice_id} was made by the push of version "
+                f"{job.version} of invoice BD-{inv_id:05d}, which is no longer its current "
+                f"push, and {state}: the customer may be billed twice for deal "
+                f"#{inv.deal_id}. Check it in Stripe, then void it or adopt it (one user "
+                "asks, another confirms); until then the invoice cannot be edited or pushed.",
+                deal_id=inv.deal_id,
+                invoice_id=inv_id,
+                facts={"stripe_id": job.stripe_invoice_id, "version": job.version,
+                       "stripe_status": job.stripe_status},
+            )
 
 
 def _reason(error: str | None) -> str:
@@ -452,6 +501,7 @@ ALL_RULES = [
     rule_12,
     rule_13,
     rule_14,
+    rule_15,
 ]
 
 

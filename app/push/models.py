@@ -90,6 +90,19 @@ class PushJob(db.Model):
     hint: Mapped[str | None] = mapped_column(Text, comment="what to do about it")
     retryable: Mapped[bool | None] = mapped_column(comment="whether retrying can help")
     requests: Mapped[int] = mapped_column(Integer, default=0, comment="Stripe requests sent")
+    # What became of its Stripe invoice, read back from Stripe (app/push/recovery): a
+    # finalize whose answer was lost leaves it unknown until someone checks.
+    stripe_status: Mapped[str | None] = mapped_column(
+        String(20), comment="its Stripe invoice as last read back: draft, open, paid, void, "
+                            "uncollectible or deleted; null: never read back"
+    )
+    stripe_checked_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="when it was read back"
+    )
+    resolution: Mapped[dict | None] = mapped_column(
+        JSONType, comment="void or adopt its Stripe invoice: {action, requested_by_id, "
+                          "requested_at, confirmed_by_id, confirmed_at}; four-eyes"
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")

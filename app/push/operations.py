@@ -100,19 +100,9 @@ def _refusal(invoice: Invoice) -> str | None:
     refused = workflow.refusal(invoice, action, None)
     if refused:
         return refused
-    finalized = db.session.execute(
-        select(PushJob).join(PushStep).where(
-            PushJob.invoice_id == invoice.id, PushJob.version != invoice.approved_version,
-            PushStep.name == "finalize", PushStep.status == "done",
-        )
-    ).scalars().first()
-    voided = (finalized is not None and invoice.stripe_status == "void"
-              and invoice.stripe_invoice_id == finalized.stripe_invoice_id)
-    if finalized is not None and not voided:
-        return (f"An earlier version of it was finalized in Stripe "
-                f"({finalized.stripe_invoice_id}); a second invoice would bill the customer "
-                "twice. Void it in Stripe first: once the desk sees it void, push again.")
-    return None
+    from app.push.recovery import push_refusal
+
+    return push_refusal(invoice)
 
 
 def enqueue_one(invoice: Invoice, user, batch: PushBatch | None = None) -> Queued:
@@ -502,6 +492,7 @@ class _Run:
 
     def _record_stripe(self, result) -> None:
         self.last_stripe = result
+        self.job.stripe_status = result.status
         inv = self.invoice
         inv.stripe_number = result.number
         inv.hosted_invoice_url = result.hosted_invoice_url
@@ -598,7 +589,8 @@ def _cleanup_old_drafts(run: _Run) -> None:
     ).scalars().all()
     for other in old:
         finalized = other.step_named("finalize")
-        if finalized is not None and finalized.status == "done":
+        if (finalized is not None and finalized.status == "done") or other.stripe_status in (
+                "void", "deleted") or (other.resolution or {}).get("confirmed_at"):
             continue
         try:
             run.calls.delete_draft(other.stripe_invoice_id,
@@ -607,12 +599,39 @@ def _cleanup_old_drafts(run: _Run) -> None:
         except StripeGatewayError as exc:
             if exc.retryable:
                 raise
-            # Gone already, or finalized by hand in Stripe: nothing of ours to remove.
+            _not_a_draft(run, other)  # gone already: nothing of ours to remove
         before = {"stripe_invoice_id": other.stripe_invoice_id}
-        other.stripe_invoice_id = None
+        other.stripe_invoice_id, other.stripe_status = None, "deleted"
         record("push.old_draft_deleted", "push_job", other.id, before,
                {"stripe_invoice_id": None, "by_job": run.job.id})
         db.session.commit()
+
+
+def _not_a_draft(run: _Run, other: PushJob) -> None:
+    """Stripe would not delete an earlier version's draft: read it back. Gone is fine;
+    finalized (the answer to its finalize was lost, or someone finalized it in Stripe)
+    stops this push before it makes a second invoice for the same bill."""
+    try:
+        found = run.calls.retrieve_invoice(other.stripe_invoice_id)
+    except StripeGatewayError as exc:
+        if exc.code == "resource_missing":
+            return
+        raise
+    if found.status == "draft":
+        raise PushStopped(
+            f"Stripe would not delete the draft {found.id} of an earlier version.",
+            "Delete it in Stripe, then retry.")
+    other.stripe_status, other.stripe_checked_at = found.status, utcnow()
+    record("push.read_back", "invoice", run.invoice.id, None,
+           {"stripe_status": found.status, "stripe_invoice_id": found.id,
+            "push_job": other.id, "version": other.version})
+    db.session.commit()  # what Stripe said stays on record when the push stops
+    raise PushStopped(
+        f"An earlier version of this invoice is {found.status} in Stripe as "
+        f"{found.number or found.id}; pushing this version would bill the customer twice. "
+        "The push stopped before creating anything.",
+        "Void it or adopt it on the invoice page (one user asks, another confirms), then "
+        "push again.")
 
 
 def _step_failed(job_id: int, exc: Exception, requests: int) -> str:
@@ -658,6 +677,11 @@ def _finish_failed(job: PushJob, invoice: Invoice, message: str, hint: str, *,
                 # out are in app/push/recovery. A hint that is not about editing is kept.
                 editing = not hint or hint.startswith("Correct the invoice")
                 hint = FINALIZED_HINT if editing else f"{hint} {FINALIZED_HINT}"
+        elif finalized is not None and finalized.status != "pending" and not (
+                finalized.result or {}).get("refused"):
+            where = (f" Its finalize was sent to Stripe for {job.stripe_invoice_id} and no "
+                     "answer arrived, so Stripe may have finalized it; retrying continues "
+                     "safely. Before editing it, use “Check in Stripe”.")
         else:
             where = (f" A draft ({job.stripe_invoice_id}) is in Stripe, not finalized; "
                      "retrying continues with it.")

@@ -47,6 +47,7 @@ def push_status_context(invoice) -> dict:
         and current_user.can("writeback.view"),
         "step_labels": STEP_LABELS,
         "recovery": recovery.options(invoice),
+        "choices": recovery.awaiting_choice(invoice),
     }
 
 
@@ -127,7 +128,9 @@ def batch(batch_id: int):
 @requires("invoices.push")
 def recover(invoice_id: int):
     """A way out of a push that stopped after Stripe finalized the invoice, or of an
-    invoice void in Stripe (app/push/recovery.py lists them). Commits once."""
+    invoice void in Stripe; reading back what became of an invoice whose finalize answer
+    was lost, and the four-eyes choice about an earlier version's (app/push/recovery.py
+    lists them). Commits once."""
     invoice = workflow.load_for_update(invoice_id) or abort(404)
     action = request.form.get("action") or ""
     typed = {"email": request.form.get("email") or "", "note": request.form.get("note") or ""}
@@ -142,6 +145,15 @@ def recover(invoice_id: int):
             new = make(invoice, current_user)
             message = (f"{invoice.number} is void in Stripe and cancelled here; {new.number} "
                        "is its new draft: check it, submit it and push it.")
+        elif action == "read_back":
+            message = recovery.read_back(invoice, current_user)
+        elif action in ("void", "adopt"):
+            message = recovery.request_choice(invoice, request.form.get("job"), action,
+                                              current_user)
+        elif action == "confirm":
+            message = recovery.confirm_choice(invoice, request.form.get("job"), current_user)
+        elif action == "withdraw":
+            message = recovery.withdraw_choice(invoice, request.form.get("job"), current_user)
         else:
             raise recovery.RecoveryRefused("Choose what to do with the invoice.")
     except recovery.RecoveryRefused as exc:

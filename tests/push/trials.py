@@ -1,6 +1,14 @@
 """Randomized fault trials: push an invoice while something breaks at one step, resume,
 and check that Stripe ends up with exactly one invoice (approved lines and totals) and
 exactly one customer per organization. Used by the suite (200) and the bench (1,000).
+
+Redo trials (issue 15): the finalize answer is lost and finalize and the events pull
+fail afterwards; then finance does what people do with a failed push, in random order:
+edit, approve and push again, retry, check in Stripe, void or adopt (one asks, another
+confirms), void and draft again, pull the events; and now and then an edit as the desk
+allowed it before the fix, leaving an earlier version's invoice finalized in Stripe.
+After every move: at most one open or paid Stripe invoice per desk invoice and per deal.
+Suite: a few dozen; bench: 1,000.
 """
 
 from __future__ import annotations
@@ -165,4 +173,178 @@ def run_trials(sandbox, approver_id: int, count: int, seed: int) -> TrialStats:
         customers = store.all("customer")
     assert len(invoices) == count
     assert len(customers) == len(stats.orgs)
+    return stats
+
+
+# -- redo trials (issue 15, defect 1) ----------------------------------------------------
+
+FINALIZE = STEP_PATHS["finalize"]
+EVENTS = r"^/v1/events"
+MOVES = ("edit", "edit", "retry", "read_back", "decide", "decide", "events", "void_redraft",
+         "edit_before_fix", "edit_before_fix")
+LIVE_IN_STRIPE = ("open", "paid")
+
+
+@dataclass
+class RedoStats:
+    trials: int = 0
+    moves: Counter = field(default_factory=Counter)
+    refused: Counter = field(default_factory=Counter)
+    lost_then_failed: int = 0  # trials whose push ended "push failed" although finalized
+    duplicates: list = field(default_factory=list)  # (trial, deal, Stripe ids) found
+
+
+def live_for_deal(sandbox, deal_id: int) -> dict[str, list[str]]:
+    """Open or paid Stripe invoices of the desk for one deal, by desk invoice id."""
+    store = sandbox.sandbox.store
+    with store.lock:
+        found: dict[str, list[str]] = {}
+        for i in store.all("invoice"):
+            meta = i.get("metadata") or {}
+            if meta.get("pipedrive_deal_id") == str(deal_id) and i["status"] in LIVE_IN_STRIPE:
+                found.setdefault(meta.get("desk_invoice_id"), []).append(i["id"])
+        return found
+
+
+def _push_rounds(gateway, iid: int) -> None:
+    now = dt.datetime.now(dt.UTC)
+    for _round in range(8):
+        ops.work_push_queue(now=now, gateway=gateway)
+        if invoice(iid).status in ("pushed", "push_failed"):
+            return
+        now += ops.LEASE + dt.timedelta(minutes=10)
+
+
+def _finalize_faults(sandbox, rng: random.Random) -> None:
+    """The finalize answer lost (mostly), then finalize failing for a while (or for good)."""
+    if rng.random() < 0.85:
+        sandbox.fault("lose", count=1, path=FINALIZE, method="POST")
+    failing = rng.choice([0, 2, 12, 200, 200])
+    if failing:
+        sandbox.fault(rng.choice(["500", "503"]), count=failing, path=FINALIZE, method="POST")
+    if rng.random() < 0.2:  # and sometimes an answer lost earlier in the push too
+        sandbox.fault("lose", count=1, path=rng.choice([STEP_PATHS["invoice"],
+                                                        STEP_PATHS["lines"]]), method="POST")
+
+
+def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats,
+                   gateway) -> None:
+    from app.approvals import workflow
+    from app.invoices import editing
+    from app.invoices.drafting import recompute
+    from app.invoices.models import EDITABLE
+    from app.payments.operations import run_payment_sync
+    from app.push import recovery
+    from tests.push.helpers import approve
+
+    finance, other, approver = people
+    sandbox.clear_faults()
+    deal = 50_000 + n
+    iid = approved_invoice(approver.id, org_id=60_000 + n, person_id=None, lines=_lines(rng),
+                           deal_id=deal, email=f"ap@redo{n}.example", name=f"Redo {n}",
+                           collection_method=rng.choice(["send_invoice",
+                                                         "charge_automatically"]))
+    stats.trials += 1
+    events_down = rng.random() < 0.7
+
+    def faults_again() -> None:
+        sandbox.clear_faults()
+        if events_down:
+            sandbox.fault("500", count=100_000, path=EVENTS, method="GET")
+
+    faults_again()
+    _finalize_faults(sandbox, rng)
+    _, results = ops.enqueue_push([iid], None)
+    db.session.commit()
+    assert results[0].ok, results[0].message
+    _push_rounds(gateway, iid)
+    faults_again()
+    if invoice(iid).status == "push_failed" and live_for_deal(sandbox, deal):
+        stats.lost_then_failed += 1
+
+    def check(context: str) -> None:
+        live = live_for_deal(sandbox, deal)
+        ids = [sid for sids in live.values() for sid in sids]
+        if len(ids) > 1:
+            stats.duplicates.append((n, deal, context, ids))
+
+    check("first push")
+    moves = [rng.choice(MOVES) for _ in range(rng.randint(4, 9))]
+    if rng.random() < 0.3:  # the issue's own sequence: edited right after the failed push
+        moves.insert(0, "edit_before_fix")
+    for move in moves:
+        stats.moves[move] += 1
+        inv = invoice(iid)
+        try:
+            if move in ("edit", "edit_before_fix"):
+                line = inv.lines[0]
+                if move == "edit":
+                    editing.update_line(inv, line, {"unit_price": line.unit_price + 1},
+                                        finance, inv.version)
+                else:  # the state an edit made before issue 15 left: no refusal asked
+                    if inv.status not in EDITABLE or inv.stripe_status not in (None, "draft"):
+                        raise recovery.RecoveryRefused("not editable")
+                    line.unit_price += 1
+                    workflow.content_edited(inv, finance)
+                    recompute(inv)
+                db.session.commit()
+                approve(iid, finance.id, approver.id)
+                if rng.random() < 0.5:
+                    _finalize_faults(sandbox, rng)
+                _, results = ops.enqueue_push([iid], None)
+                db.session.commit()
+                if not results[0].ok:
+                    raise recovery.RecoveryRefused(results[0].message)
+                _push_rounds(gateway, iid)
+                faults_again()
+            elif move == "retry":
+                _, results = ops.enqueue_push([iid], None)
+                db.session.commit()
+                if not results[0].ok:
+                    raise recovery.RecoveryRefused(results[0].message)
+                _push_rounds(gateway, iid)
+            elif move == "read_back":
+                if rng.random() < 0.2:  # Stripe unreachable while finance checks
+                    sandbox.fault("500", count=12, path=r"^/v1/invoices/in_", method="GET")
+                try:
+                    recovery.read_back(inv, finance)
+                finally:
+                    faults_again()
+            elif move == "decide":  # as the page leads: check in Stripe, then choose
+                if recovery.needs_read_back(inv):
+                    recovery.read_back(inv, finance)
+                    db.session.commit()
+                    inv = invoice(iid)
+                choices = recovery.awaiting_choice(inv)
+                if not choices:
+                    raise recovery.RecoveryRefused("nothing to decide")
+                job = choices[0]
+                recovery.request_choice(inv, job.id, rng.choice(recovery.CHOICES), finance)
+                db.session.commit()
+                recovery.confirm_choice(invoice(iid), job.id, other)
+            elif move == "events":
+                run_payment_sync()
+            elif move == "void_redraft":
+                if "void_redraft" not in recovery.options(inv):
+                    raise recovery.RecoveryRefused("nothing to void")
+                new = recovery.void_and_redraft(inv, finance)
+                db.session.commit()
+                iid = new.id
+                approve(iid, finance.id, approver.id)
+            db.session.commit()
+        except (editing.EditRefused, recovery.RecoveryRefused, AssertionError) as exc:
+            db.session.rollback()
+            stats.refused[move] += 1
+            if isinstance(exc, AssertionError):
+                raise
+        check(move)
+    sandbox.clear_faults()
+
+
+def run_redo_trials(sandbox, people, count: int, seed: int) -> RedoStats:
+    rng = random.Random(seed)
+    stats = RedoStats()
+    gateway = ops.push_gateway()
+    for n in range(count):
+        run_redo_trial(sandbox, people, rng, n, stats, gateway)
     return stats
