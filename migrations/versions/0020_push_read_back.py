@@ -2,7 +2,7 @@
 and finance's four-eyes choice (void or adopt) about one an earlier version left there.
 
 Revision ID: 0020
-Revises: 0013
+Revises: 0019
 Create Date: 2026-12-04 16:10:00
 
 """
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0020'
-down_revision = '0013'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
