@@ -272,6 +272,9 @@ def test_cli_serves_until_interrupted(tmp_path):
         [sys.executable, "-c", code, "--port", "0", "--state-file", str(state)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as in a terminal: a suite started in the background (make test-units)
+        # hands its children SIGINT ignored, and Python keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     try:
         line = proc.stdout.readline()
