@@ -32,7 +32,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.approvals import workflow
-from app.audit.operations import record
+from app.audit.operations import lock_chain, record
 from app.extensions import db
 from app.invoices.models import Invoice
 from app.invoices.plan import ADD_LINES_CHUNK, build_plan
@@ -571,6 +571,9 @@ def _run_step(run: _Run, step: PushStep, following: PushStep | None) -> None:
     Stripe call is under way, so no database lock is held across one.
     """
     run.action(step.name)(step)
+    # Locks in the documented order (app.audit.operations): the audit chain first, before
+    # the step's writes lock the invoice row; the Stripe call above held no lock at all.
+    lock_chain()
     step.status, step.finished_at = "done", utcnow()
     record("push.step", "push_job", run.job.id, None,
            {"step": step.name, "stripe_id": step.stripe_id, "invoice_id": run.invoice.id,
@@ -699,6 +702,10 @@ def _finish_done(job: PushJob, invoice: Invoice, stripe_invoice=None, *,
     """The push is complete: the invoice is in Stripe and Pipedrive is told.
     `action`: push_done (the worker), or push_sent_by_hand (finance, see recovery)."""
     now = utcnow()
+    # The audit chain, then the invoice row, as a Stripe webhook for this invoice takes
+    # them (a push finishing while its webhook arrives deadlocked on PostgreSQL).
+    lock_chain()
+    db.session.execute(select(Invoice.id).where(Invoice.id == invoice.id).with_for_update())
     if stripe_invoice is not None:
         try:
             from app.payments.sync import apply_invoice
