@@ -33,6 +33,10 @@ def _pg_database(admin_url: str, name: str, create: bool) -> None:
     with engine.connect() as conn:
         if create:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+            # A test database need not wait for each commit to reach the disk (a crash of
+            # the server loses at most the last moments, never consistency): every test's
+            # TRUNCATE and commits go faster.
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit TO off'))
         else:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
