@@ -22,16 +22,11 @@ from app.push import recovery
 from tests.push.helpers import approve, approved_invoice, invoice, job_for, stripe_invoices_for
 
 
-def lost_finalize(sandbox, approver_id: int, **kw) -> int:
-    """An invoice whose finalize reached Stripe, whose answer was lost and whose every
-    later try failed: the push ended "push failed" (needs an app context; commits)."""
-    iid = approved_invoice(approver_id, **kw)
-    sandbox.fault("lose", count=1, path=r"/finalize$", method="POST")
-    sandbox.fault("500", count=200, path=r"/finalize$", method="POST")
-    sandbox.fault("500", count=200, path=r"^/v1/events", method="GET")
+def push_until_failed(sandbox, iid: int) -> list:
+    """Queue the invoice's push and work the queue, a lease apart, until the push has
+    given up (at most 8 rounds); then lift the sandbox's faults. Returns enqueue's results."""
     _, results = ops.enqueue_push([iid], None)
     db.session.commit()
-    assert results[0].ok, results[0].message
     now = dt.datetime.now(dt.UTC)
     for _ in range(8):
         ops.work_push_queue(now=now)
@@ -39,6 +34,18 @@ def lost_finalize(sandbox, approver_id: int, **kw) -> int:
             break
         now += ops.LEASE + dt.timedelta(minutes=10)
     sandbox.clear_faults()
+    return results
+
+
+def lost_finalize(sandbox, approver_id: int, **kw) -> int:
+    """An invoice whose finalize reached Stripe, whose answer was lost and whose every
+    later try failed: the push ended "push failed" (needs an app context; commits)."""
+    iid = approved_invoice(approver_id, **kw)
+    sandbox.fault("lose", count=1, path=r"/finalize$", method="POST")
+    sandbox.fault("500", count=200, path=r"/finalize$", method="POST")
+    sandbox.fault("500", count=200, path=r"^/v1/events", method="GET")
+    results = push_until_failed(sandbox, iid)
+    assert results[0].ok, results[0].message
     assert invoice(iid).status == "push_failed"
     return iid
 
@@ -98,15 +105,7 @@ def test_read_back_of_a_draft_lets_it_be_edited_and_pushed_once(
         stripe_desk, approver, make_user, ctx):
     iid = approved_invoice(approver.id)
     stripe_desk.fault("503", count=200, path=r"/finalize$", method="POST")  # never arrives
-    _, results = ops.enqueue_push([iid], None)
-    db.session.commit()
-    now = dt.datetime.now(dt.UTC)
-    for _ in range(8):
-        ops.work_push_queue(now=now)
-        if invoice(iid).status == "push_failed":
-            break
-        now += ops.LEASE + dt.timedelta(minutes=10)
-    stripe_desk.clear_faults()
+    push_until_failed(stripe_desk, iid)
     finance = _user(make_user, "finance")
     assert recovery.edit_refusal(invoice(iid))
     assert "is draft in Stripe" in recovery.read_back(invoice(iid), finance)
@@ -209,15 +208,7 @@ def test_a_push_never_deletes_its_way_past_a_finalized_earlier_version(
 
     iid = approved_invoice(approver.id)
     stripe_desk.fault("500", count=200, path=r"/finalize$", method="POST")
-    _, results = ops.enqueue_push([iid], None)
-    db.session.commit()
-    now = dt.datetime.now(dt.UTC)
-    for _ in range(8):
-        ops.work_push_queue(now=now)
-        if invoice(iid).status == "push_failed":
-            break
-        now += ops.LEASE + dt.timedelta(minutes=10)
-    stripe_desk.clear_faults()
+    push_until_failed(stripe_desk, iid)
     job = job_for(iid)
     job.step_named("finalize").status = "pending"
     sid = job.stripe_invoice_id
