@@ -151,9 +151,8 @@ def parse_decimal(
     if not raw:
         raise ValueError(example)
     if unchanged is not None:
-        from app.web.layout import plain_number  # how the editor renders stored values
-
-        if raw == plain_number(unchanged):
+        # The `num` filter the editor renders stored values with is plain_decimal.
+        if raw == plain_decimal(unchanged):
             return unchanged
     sign = ""
     body = raw

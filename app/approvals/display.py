@@ -23,7 +23,7 @@ from app.auth.models import User
 from app.extensions import db
 from app.invoices.audit_values import money_currency, money_text
 from app.invoices.models import STATUSES, Invoice
-from app.web.layout import plain_number
+from app.money import plain_decimal
 
 # Placeholders: the panel asks "could this user do it, given a reason?"
 _NOTE = {"reason": "-", "comment": "-"}
@@ -121,7 +121,7 @@ def _show(field: str, value, currency: str | None = None) -> str:
         return money  # "EUR 2,757.03", never a bare number
     if _DECIMAL.fullmatch(text):
         # Stored with six decimals ("120.000000"): show what was typed.
-        return plain_number(Decimal(text))
+        return plain_decimal(Decimal(text))
     return show_value(value, field, inline=True)
 
 
