@@ -44,6 +44,7 @@ from app.push.stripe_calls import Calls, Hook, push_gateway
 from app.push.taxes import cached, ensure_tax_rates
 from app.stripe_api.client import StripeGateway, StripeGatewayError
 from app.types import utcnow
+from app.web.database import retry_transient
 from app.writeback.operations import enqueue_contact_customer, enqueue_for_pushed_invoice
 
 log = logging.getLogger("billing_desk.push")
@@ -536,7 +537,10 @@ def run_push(job_id: int, gateway: StripeGateway, *, hook: Hook | None = None) -
             _mark_sent(run, todo[0])
             db.session.commit()
         for step, following in zip(todo, todo[1:] + [None], strict=True):
-            _run_step(run, step, following)
+            # A deadlock with a webhook is run again (the Stripe call replays under its
+            # idempotency key), never turned into a failed push.
+            retry_transient(lambda s=step, f=following: _run_step(run, s, f),
+                            what=f"push step {step.name} of job {job.id}")
     except Deferred:
         db.session.rollback()
         job = db.session.get(PushJob, job_id)
@@ -550,9 +554,12 @@ def run_push(job_id: int, gateway: StripeGateway, *, hook: Hook | None = None) -
     except (StripeGatewayError, PushStopped) as exc:
         db.session.rollback()
         return _step_failed(job_id, exc, run.calls.requests - start_requests)
-    job.requests += run.calls.requests - start_requests
-    _finish_done(job, invoice, run.last_stripe)
-    db.session.commit()
+    def finish() -> None:
+        job.requests += run.calls.requests - start_requests
+        _finish_done(job, invoice, run.last_stripe)
+        db.session.commit()
+
+    retry_transient(finish, what=f"finishing push job {job.id}")
     return "done"
 
 
