@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
@@ -9,10 +7,15 @@ from app.auth.permissions import requires
 from app.extensions import db
 from app.intake.models import PdDeal, SyncRun, SyncState
 from app.intake.problems import STATUS_PROBLEMS, open_problems
-from app.jobs.queue import INTERRUPTED, TIMED_OUT, request_job
+from app.jobs.queue import (
+    INTERRUPTED,
+    TIMED_OUT,
+    last_heartbeat,
+    request_job,
+    scheduler_alive,
+)
 from app.jobs.scheduler import JOBS
 from app.payments.models import JobSchedule
-from app.types import utcnow
 from app.web.layout import wants_fragment
 
 bp = Blueprint("health", __name__)
@@ -32,8 +35,8 @@ def index():
         q = q.where(SyncRun.job == job)
     runs = db.session.execute(q).scalars().all()
     plans = {row.id: row for row in db.session.execute(select(JobSchedule)).scalars()}
-    heartbeat = max((p.heartbeat_at for p in plans.values() if p.heartbeat_at), default=None)
-    alive = heartbeat is not None and utcnow() - heartbeat < dt.timedelta(seconds=60)
+    heartbeat = last_heartbeat()
+    alive = scheduler_alive()
     states = {s.name: s for s in db.session.execute(select(SyncState)).scalars()}
     # The last run of each job, when it did not end well: the page must not look calm.
     last_ids = select(func.max(SyncRun.id)).group_by(SyncRun.job)

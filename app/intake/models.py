@@ -290,9 +290,9 @@ class SyncRun(db.Model):
         its process on this host no longer exists): it will never finish."""
         if self.status != "running":
             return False
-        from app.jobs.queue import _local_process_alive
+        from app.jobs.queue import local_process_alive
 
-        if self.owner and _local_process_alive(self.owner) is False:
+        if self.owner and local_process_alive(self.owner) is False:
             return True
         return self.lease_until is not None and self.lease_until < utcnow()
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app.extensions import db
 from app.intake.models import SyncRun
@@ -178,7 +178,7 @@ def _interrupted_text(owner: str | None) -> str:
             "picks up from there.")
 
 
-def _local_process_alive(owner: str) -> bool | None:
+def local_process_alive(owner: str) -> bool | None:
     """Whether the owner's process runs, when it is on this host (None: elsewhere)."""
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
@@ -190,6 +190,22 @@ def _local_process_alive(owner: str) -> bool | None:
     except OSError:  # alive, but someone else's
         return True
     return True
+
+
+SCHEDULER_SILENT_AFTER = dt.timedelta(seconds=60)
+
+
+def last_heartbeat() -> dt.datetime | None:
+    """When a scheduler last said it was alive (None: never)."""
+    from app.payments.models import JobSchedule
+
+    return db.session.execute(select(func.max(JobSchedule.heartbeat_at))).scalar()
+
+
+def scheduler_alive(now: dt.datetime | None = None) -> bool:
+    """Whether a scheduler reported within the last minute (its heartbeat is every 10 s)."""
+    beat = last_heartbeat()
+    return beat is not None and (now or utcnow()) - beat < SCHEDULER_SILENT_AFTER
 
 
 def recover_runs(now: dt.datetime | None = None) -> int:
@@ -207,7 +223,7 @@ def recover_runs(now: dt.datetime | None = None) -> int:
         select(PushJob.worker).where(PushJob.status == "running", PushJob.lease_until > now)
         .distinct()
     ).scalars().all()
-    alive = {o: _local_process_alive(o) for o in {*running, *claimed} if o}
+    alive = {o: local_process_alive(o) for o in {*running, *claimed} if o}
     dead = sorted(o for o, up in alive.items() if up is False)
     count = 0
     for owner in dead:  # each with its owner named

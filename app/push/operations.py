@@ -536,11 +536,16 @@ def run_push(job_id: int, gateway: StripeGateway, *, hook: Hook | None = None) -
         if todo:
             _mark_sent(run, todo[0])
             db.session.commit()
-        for step, following in zip(todo, todo[1:] + [None], strict=True):
+        for n, step in enumerate(todo):
+            following = todo[n + 1] if n + 1 < len(todo) else None
             # A deadlock with a webhook is run again (the Stripe call replays under its
             # idempotency key), never turned into a failed push.
             retry_transient(lambda s=step, f=following: _run_step(run, s, f),
                             what=f"push step {step.name} of job {job.id}")
+        if not todo and job.stripe_invoice_id:
+            # Every step was done in Stripe before (the push's finish failed, or it was
+            # retried after that): read the invoice back so it finishes on Stripe's word.
+            run._record_stripe(run.calls.retrieve_invoice(job.stripe_invoice_id))
     except Deferred:
         db.session.rollback()
         job = db.session.get(PushJob, job_id)
@@ -577,7 +582,10 @@ def _run_step(run: _Run, step: PushStep, following: PushStep | None) -> None:
     before that step is sent: one commit per step. Nothing is written while a
     Stripe call is under way, so no database lock is held across one.
     """
-    run.action(step.name)(step)
+    with db.session.no_autoflush:
+        # Nothing the step changes is written before the audit chain lock below: a flush
+        # here would lock the invoice row first, against the documented order.
+        run.action(step.name)(step)
     # Locks in the documented order (app.audit.operations): the audit chain first, before
     # the step's writes lock the invoice row; the Stripe call above held no lock at all.
     lock_chain()
@@ -737,6 +745,30 @@ def latest_job(invoice_id: int) -> PushJob | None:
         select(PushJob).where(PushJob.invoice_id == invoice_id)
         .order_by(PushJob.id.desc()).limit(1)
     ).scalar_one_or_none()
+
+
+_TAKEN_OVER = ("The next scheduler run takes the push over and continues where it stopped; "
+               "Stripe recognises what was already sent, so nothing is made twice.")
+
+
+def worker_hint(job: PushJob | None, now: dt.datetime | None = None) -> str | None:
+    """Why a queued or running push may not be moving, in words; None while it moves."""
+    if job is None or job.status not in ("queued", "running"):
+        return None
+    from app.jobs.queue import local_process_alive, scheduler_alive
+
+    now = now or utcnow()
+    if job.status == "running" and job.worker:
+        if local_process_alive(job.worker) is False:
+            return f"The scheduler that was pushing it ({job.worker}) has stopped. {_TAKEN_OVER}"
+        if job.lease_until is not None and job.lease_until < now:
+            return (f"The push worker ({job.worker}) has not reported for over "
+                    f"{int(LEASE.total_seconds() // 60)} minutes. {_TAKEN_OVER}")
+    if not scheduler_alive(now):
+        return ("No scheduler has reported in the last minute, so nothing moves this push "
+                "on: start one (flask desk scheduler) or tell the desk's administrator. It "
+                "continues where it stopped.")
+    return None
 
 
 def batch_progress(batch: PushBatch) -> dict:

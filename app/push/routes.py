@@ -48,6 +48,7 @@ def push_status_context(invoice) -> dict:
         "step_labels": STEP_LABELS,
         "recovery": recovery.options(invoice),
         "choices": recovery.awaiting_choice(invoice),
+        "worker_hint": ops.worker_hint(job) if invoice.status == "pushing" else None,
     }
 
 

@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.audit.operations import record
+from app.audit.operations import lock_chain, record
 from app.extensions import db
 from app.intake.models import PdOrganization, PdPerson
 from app.invoices.models import Invoice
@@ -40,6 +40,9 @@ from app.writeback.models import WritebackItem
 log = logging.getLogger("billing_desk.writeback")
 
 MAX_ATTEMPTS = 8
+# How long a runner holds a write-back it is sending (far longer than the client's
+# timeouts and retries): no other runner sends it meanwhile.
+SEND_CLAIM = dt.timedelta(minutes=5)
 BACKOFF_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -350,13 +353,18 @@ def process_outbox(limit: int = 100, now: dt.datetime | None = None,
             db.session.rollback()
             continue
         before = {"status": item.status, "attempts": item.attempts}
+        # Claimed for the time it takes to send: another runner skips it meanwhile, and no
+        # row lock is held across the call to Pipedrive. A runner that dies while sending
+        # leaves it due again when the claim runs out (sent at least once, as before).
+        item.next_attempt_at = max(now, utcnow()) + SEND_CLAIM
+        db.session.commit()
         try:
             if client is None:
                 raise PipedriveError(setup_error or "Pipedrive is not connected")
             result = SENDERS[item.kind](client, item)
         except BudgetExhausted as exc:
             db.session.rollback()
-            item = _lock(item_id)
+            item = _relock(item_id)
             # Not the write-back's fault: wait for the budget, without using an attempt.
             item.next_attempt_at = max(exc.resets_at, now)
             item.last_error = (f"Pipedrive's daily API budget is spent; resumes "
@@ -366,7 +374,7 @@ def process_outbox(limit: int = 100, now: dt.datetime | None = None,
             break
         except PipedriveError as exc:
             db.session.rollback()
-            item = _lock(item_id)
+            item = _relock(item_id)
             item.attempts += 1
             item.last_error = f"Pipedrive: {exc}"
             if item.attempts >= max_attempts:
@@ -379,6 +387,7 @@ def process_outbox(limit: int = 100, now: dt.datetime | None = None,
                    {"status": item.status, "attempts": item.attempts, "error": item.last_error})
             db.session.commit()
             continue
+        item = _relock(item_id)
         item.attempts += 1
         item.status, item.done_at, item.result, item.last_error = "done", utcnow(), result, None
         record("writeback.done", "writeback", item.id, before,
@@ -390,6 +399,14 @@ def process_outbox(limit: int = 100, now: dt.datetime | None = None,
 
 def _lock(item_id: int) -> WritebackItem | None:
     return db.session.get(WritebackItem, item_id, with_for_update=True)
+
+
+def _relock(item_id: int) -> WritebackItem:
+    """The claimed item again, to record how its sending went: the audit chain lock
+    first, then the row (the lock order in app.audit.operations)."""
+    lock_chain()
+    return db.session.get(WritebackItem, item_id, with_for_update=True,
+                          populate_existing=True)
 
 
 def retry(item: WritebackItem, user=None) -> WritebackItem:

@@ -6,9 +6,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app.audit.operations import lock_chain
 from app.auth.permissions import requires
 from app.extensions import db
 from app.web.params import MAX_PD_ID, id_arg
+from app.web.security import safe_next
 from app.writeback import operations as ops
 from app.writeback.models import WritebackItem
 
@@ -29,6 +31,7 @@ def index():
 @bp.route("/writebacks/<int:item_id>/retry", methods=["POST"])
 @requires("writeback.view")
 def retry(item_id: int):
+    lock_chain()  # the audit chain, then the row: the documented lock order
     item = db.session.get(WritebackItem, item_id, with_for_update=True) or abort(404)
     if item.status == "done":
         flash("That write-back was done already.", "info")
@@ -36,7 +39,7 @@ def retry(item_id: int):
         ops.retry(item, current_user)
         db.session.commit()
         flash("It is sent again at the scheduler's next run (within seconds).", "success")
-    target = request.form.get("next")
-    if target and target.startswith("/") and not target.startswith("//"):
+    target = safe_next(request.form.get("next"))
+    if target:
         return redirect(target, 303)
     return redirect(url_for("writeback.index"), 303)

@@ -233,3 +233,44 @@ def test_the_deal_moves_to_the_invoiced_stage_when_configured(app, draft, synced
         push_now([draft["invoice_id"]])
         assert wb.process_outbox()["done"] == 4
     assert _deal(synced, draft["deal_id"])["stage_id"] == target
+
+
+def test_an_item_being_sent_holds_no_row_lock_and_a_second_runner_leaves_it_alone(
+    app, pushed_deal, synced, monkeypatch
+):
+    """The outbox used to hold the item's row lock across the call to Pipedrive and then
+    take the audit chain lock: the reverse of the documented order (a deadlock with any
+    transaction that holds the chain and wants the row). Now the item is claimed, the
+    call made without locks, and the result recorded chain first, then row."""
+    import threading
+
+    seen: dict = {}
+    real = wb.SENDERS["deal_note"]
+
+    def sending(client, item):
+        def other_side():
+            with app.app_context():
+                # Another transaction may lock the row at once (NOWAIT on PostgreSQL)...
+                query = select(WritebackItem).where(WritebackItem.id == item.id)
+                if db.engine.dialect.name == "postgresql":
+                    query = query.with_for_update(nowait=True)
+                seen["row"] = db.session.execute(query).scalar_one().status
+                db.session.rollback()
+                # ... and a second runner does not send what this one is sending.
+                seen["second"] = wb.process_outbox()
+                db.session.remove()
+
+        thread = threading.Thread(target=other_side)
+        thread.start()
+        thread.join(60)
+        return real(client, item)
+
+    monkeypatch.setitem(wb.SENDERS, "deal_note", sending)
+    with app.app_context():
+        counts = wb.process_outbox()
+        assert counts["done"] == 3, counts
+    assert seen["row"] == "pending"
+    assert seen["second"]["done"] == 0  # nothing sent twice
+    with app.app_context():
+        notes = _notes(synced, db.session.get(Invoice, pushed_deal["invoice_id"]).deal_id)
+        assert len(notes) == 1
