@@ -95,7 +95,8 @@ def stripe_key_problem(value: str) -> str | None:
                 "or a restricted key (rk_…).")
     if value.startswith("whsec_"):
         return ("This is a webhook signing secret (whsec_…), not a secret key: it belongs "
-                "with the webhook signing secret.")
+                "in STRIPE_WEBHOOK_SECRET (on the Connections page, the signing secret "
+                "field).")
     if not _STRIPE_KEY_RE.match(value):
         return ("This is not a Stripe secret key: it starts with sk_test_, sk_live_, "
                 f"rk_test_ or rk_live_ followed by at least {STRIPE_KEY_MIN_TAIL} "
@@ -259,9 +260,10 @@ def load_settings(
         if missing:
             raise ConfigError(
                 " and ".join(missing),
-                "not set; with PostgreSQL every web host and scheduler needs the same "
-                "one(s) in its environment (only a SQLite desk generates them in its "
-                "instance folder)",
+                "not set; with PostgreSQL (several hosts share the database) every web "
+                f"host and scheduler needs the same {'value' if len(missing) == 1 else 'values'}"
+                " in its environment or env file; only a SQLite desk (one host) generates "
+                "them in its instance folder",
             )
 
     secret = get("SECRET_KEY")
