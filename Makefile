@@ -74,8 +74,10 @@ test: install chromium postgres
 bench: install postgres
 	$(BIN)/pytest -m bench -p no:cacheprovider -s tests/bench
 
+# The sandbox profile: the demo's own SQLite file and keys under instance/, base URLs
+# pointing at the local sandboxes (a start outside it needs an explicit DATABASE_URL).
 demo: install
-	$(BIN)/flask --app app:create_app desk demo
+	DESK_SANDBOX=1 $(BIN)/flask --app app:create_app desk demo
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis .test-logs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 
@@ -9,6 +10,11 @@ from flask import Flask
 
 from app.config import ConfigError, load_settings
 from app.types import json_dumps
+
+# The exit status of a start refused for its configuration: gunicorn's APP_LOAD_ERROR,
+# so that a gunicorn master whose worker cannot create the app stops at once instead
+# of starting new workers again and again.
+CONFIG_ERROR_EXIT = 4
 
 
 def create_app(config: Mapping | None = None) -> Flask:
@@ -23,13 +29,20 @@ def create_app(config: Mapping | None = None) -> Flask:
         static_folder="../static",
         instance_relative_config=False,
     )
+    testing = bool(config and config.get("TESTING"))
     try:
-        settings = load_settings(instance_path=(config or {}).get("DESK_INSTANCE_PATH"))
+        settings = load_settings(
+            # Tests pass their own settings and never read a developer's env file.
+            env=dict(os.environ) if testing else None,
+            instance_path=(config or {}).get("DESK_INSTANCE_PATH"),
+            testing=testing,
+        )
     except ConfigError as exc:
-        if config and config.get("TESTING"):
+        if testing:
             raise
         sys.stderr.write(f"Billing Desk configuration error: {exc}\n")
-        raise SystemExit(2) from None
+        sys.stderr.flush()
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
     app.config.update(settings)
     app.config.update(
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session, which ends on sign-out

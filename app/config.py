@@ -1,13 +1,26 @@
 """Configuration from the environment (12-factor), validated once at start-up.
 
-Every setting is read here and nowhere else. A missing or malformed value raises
-`ConfigError` naming the variable; `create_app` turns that into one clear line.
+Every setting is read here and nowhere else, by `load_settings`, for every entry
+point alike: gunicorn (wsgi.py and its config's `on_starting`), `flask desk ...`
+(the scheduler, the CLI) and any worker. It reads the env file itself (the file
+named by DESK_ENV_FILE, else the nearest `.env` from the current directory up,
+which is also the one the `flask` command loads); real environment variables win.
+
+A start is a production start unless it is the sandbox profile (DESK_SANDBOX=1:
+the demo, the end-to-end test) or the tests (TESTING): a production start needs
+an explicit DATABASE_URL, and on PostgreSQL (several hosts share the database)
+SECRET_KEY and DESK_ENCRYPTION_KEY from the environment. Only a SQLite desk (one
+host) generates them under the instance folder.
+
+A missing or malformed value raises `ConfigError` naming the variable;
+`create_app` turns that into one clear line.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import secrets
@@ -23,7 +36,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_STRIPE_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
+# The one rule for Stripe secret and restricted keys (`stripe_key_problem`).
+STRIPE_KEY_MIN_TAIL = 6
+_STRIPE_KEY_RE = re.compile(rf"^(sk|rk)_(test|live)_[A-Za-z0-9]{{{STRIPE_KEY_MIN_TAIL},}}$")
 _WHSEC_RE = re.compile(r"^whsec_[A-Za-z0-9+/=_-]{8,}$")
 
 
@@ -65,6 +80,28 @@ def vendor_url_problem(name: str, url: str) -> str | None:
     if allowed and plain:
         return None
     return f"must be {VENDOR_HOSTS[name]} (other addresses only in the sandbox profile)"
+
+
+def stripe_key_problem(value: str) -> str | None:
+    """Why `value` is not a Stripe secret or restricted key, or None.
+
+    The one rule, used by the environment check (STRIPE_SECRET_KEY) and the
+    Connections form alike: sk_ or rk_, test_ or live_, then at least six letters
+    or digits. Real keys carry dozens; six refuse a prefix pasted alone or cut
+    short, and let the sandbox's demo key (sk_test_sandbox) through.
+    """
+    if value.startswith("pk_"):
+        return ("This is a publishable key (pk_…): the desk needs the secret key (sk_…) "
+                "or a restricted key (rk_…).")
+    if value.startswith("whsec_"):
+        return ("This is a webhook signing secret (whsec_…), not a secret key: it belongs "
+                "in STRIPE_WEBHOOK_SECRET (on the Connections page, the signing secret "
+                "field).")
+    if not _STRIPE_KEY_RE.match(value):
+        return ("This is not a Stripe secret key: it starts with sk_test_, sk_live_, "
+                f"rk_test_ or rk_live_ followed by at least {STRIPE_KEY_MIN_TAIL} "
+                "letters and digits.")
+    return None
 
 
 class ConfigError(Exception):
@@ -133,9 +170,57 @@ def _fernet_key(value: str) -> str:
     return value
 
 
-def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | None = None) -> dict:
-    """Build the Flask config mapping from environment variables."""
-    env = os.environ if env is None else env
+def env_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The env file this start reads: DESK_ENV_FILE, else the nearest `.env` from the
+    current directory up (the one the `flask` command also loads), else None."""
+    from dotenv import find_dotenv
+
+    environ = os.environ if environ is None else environ
+    found = find_dotenv(".env", usecwd=True)
+    named = (environ.get("DESK_ENV_FILE") or "").strip()
+    if not named:
+        return Path(found) if found else None
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigError("DESK_ENV_FILE", f"no such file: {named}")
+    if found and Path(found).resolve() != path.resolve():
+        # The flask command loads that .env before the desk starts: two files would
+        # mix, and the web (gunicorn) would not see the same settings as the CLI.
+        raise ConfigError(
+            "DESK_ENV_FILE", f"names {named}, but {found} is there too: keep one of them"
+        )
+    return path
+
+
+def read_environment() -> dict[str, str]:
+    """The process environment plus the env file's values (real variables win).
+
+    The file's values are also put into this process's environment, so that what
+    it starts (the demo's processes) and reads later sees the same settings.
+    """
+    from dotenv import dotenv_values
+
+    path = env_file()
+    if path is not None:
+        for name, value in dotenv_values(path, encoding="utf-8").items():
+            if value is not None:
+                os.environ.setdefault(name, value)
+    return dict(os.environ)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    instance_path: Path | None = None,
+    *,
+    testing: bool = False,
+) -> dict:
+    """Build the Flask config mapping from the environment.
+
+    `env` None: this process's environment and the env file (`read_environment`);
+    a mapping: exactly those variables (tests). `testing`: an app created for tests,
+    which may fall back to a SQLite file and generated secrets like the sandbox.
+    """
+    env = read_environment() if env is None else env
     instance = Path(instance_path or env.get("DESK_INSTANCE_PATH") or DEFAULT_INSTANCE)
 
     def get(name: str) -> str | None:
@@ -147,10 +232,39 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
 
     settings: dict = {}
 
+    sandbox = get("DESK_SANDBOX")
+    if sandbox not in (None, "0", "1"):
+        raise ConfigError("DESK_SANDBOX", "must be 0 or 1")
+    # A production start is any start outside the sandbox profile and the tests.
+    production = not testing and sandbox != "1"
+
     db = get("DATABASE_URL")
-    settings["SQLALCHEMY_DATABASE_URI"] = (
-        _database_url(db) if db else f"sqlite:///{(instance / 'billing_desk.sqlite3').as_posix()}"
-    )
+    if db:
+        settings["SQLALCHEMY_DATABASE_URI"] = _database_url(db)
+    elif production:
+        raise ConfigError(
+            "DATABASE_URL",
+            "not set; a production start needs postgresql://user:password@host/db "
+            "(or sqlite:////absolute/path on one host), in the environment or the env "
+            "file; only the sandbox profile (DESK_SANDBOX=1) and the tests fall back "
+            "to a SQLite file in the instance folder",
+        )
+    else:
+        settings["SQLALCHEMY_DATABASE_URI"] = (
+            f"sqlite:///{(instance / 'billing_desk.sqlite3').as_posix()}"
+        )
+    if not testing and not settings["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Several hosts share a PostgreSQL database: a key generated per host would
+        # break sessions, CSRF, stored secrets and webhooks on the others.
+        missing = [n for n in ("SECRET_KEY", "DESK_ENCRYPTION_KEY") if get(n) is None]
+        if missing:
+            raise ConfigError(
+                " and ".join(missing),
+                "not set; with PostgreSQL (several hosts share the database) every web "
+                f"host and scheduler needs the same {'value' if len(missing) == 1 else 'values'}"
+                " in its environment or env file; only a SQLite desk (one host) generates "
+                "them in its instance folder",
+            )
 
     secret = get("SECRET_KEY")
     if secret is not None and len(secret) < 32:
@@ -170,9 +284,6 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
         )
     )
 
-    sandbox = get("DESK_SANDBOX")
-    if sandbox not in (None, "0", "1"):
-        raise ConfigError("DESK_SANDBOX", "must be 0 or 1")
     # The sandbox profile (demo, tests): base URLs may point at the local sandboxes.
     # Unset: off, except when the app is created for tests (see connections.store).
     settings["DESK_SANDBOX"] = None if sandbox is None else sandbox == "1"
@@ -210,11 +321,9 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
     settings["PIPEDRIVE_PANEL_COMPANY_ID"] = int(panel_company) if panel_company else None
 
     stripe_key = get("STRIPE_SECRET_KEY")
-    if stripe_key is not None and not _STRIPE_KEY_RE.match(stripe_key):
-        raise ConfigError(
-            "STRIPE_SECRET_KEY",
-            "must be a Stripe secret or restricted key (sk_test_..., sk_live_..., rk_...)",
-        )
+    key_problem = stripe_key_problem(stripe_key) if stripe_key is not None else None
+    if key_problem:
+        raise ConfigError("STRIPE_SECRET_KEY", key_problem[0].lower() + key_problem[1:])
     settings["STRIPE_SECRET_KEY"] = stripe_key
     settings["STRIPE_API_BASE"] = vendor("STRIPE_API_BASE", _http_url(
         "STRIPE_API_BASE", get("STRIPE_API_BASE") or "https://api.stripe.com"
@@ -232,8 +341,37 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
         raise ConfigError("DESK_TIMEZONE", "must be a time zone such as Europe/Berlin") from None
 
     settings["DESK_INSTANCE_PATH"] = str(instance)
+    proxies = get("DESK_TRUSTED_PROXIES")
+    settings["DESK_TRUSTED_PROXIES"] = trusted_networks(proxies) if proxies else ()
+    # DESK_TRUST_PROXY=1 used to trust forwarded headers from any client; it now
+    # only confirms DESK_TRUSTED_PROXIES, which names the proxies to trust.
     trust = get("DESK_TRUST_PROXY") or "0"
     if trust not in ("0", "1"):
         raise ConfigError("DESK_TRUST_PROXY", "must be 0 or 1")
-    settings["DESK_TRUST_PROXY"] = trust == "1"
+    if trust == "1" and not proxies:
+        raise ConfigError(
+            "DESK_TRUST_PROXY",
+            "1 needs DESK_TRUSTED_PROXIES: the addresses of your reverse proxies "
+            "(e.g. 10.0.0.5,10.0.1.0/24); forwarded headers from anyone else are ignored",
+        )
     return settings
+
+
+def trusted_networks(value: str) -> tuple[str, ...]:
+    """DESK_TRUSTED_PROXIES (comma-separated addresses or networks) -> normalised
+    network strings such as '10.0.0.5/32'."""
+    networks = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                "DESK_TRUSTED_PROXIES",
+                f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.1.0/24)",
+            ) from None
+    if not networks:
+        raise ConfigError("DESK_TRUSTED_PROXIES", "names no address")
+    return tuple(networks)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import ipaddress
+
+import pytest
+
 from tests.conftest import csrf_token
 
 
@@ -112,3 +116,85 @@ def test_unexpected_error_is_a_friendly_500_with_a_reference(app, client, make_u
     html = resp.get_data(as_text=True)
     assert resp.status_code == 500
     assert "req-12345678" in html and "internal detail" not in html
+
+
+# --- issue 16 defect 8: forwarded headers only from the configured proxies ----------------
+
+PROXY = "10.0.0.5"
+
+
+@pytest.fixture
+def proxied(database_url, tmp_path):
+    """The app behind one trusted proxy (10.0.0.5) and a trusted network (10.1.0.0/16)."""
+    from app import create_app
+    from tests.conftest import _clean, base_config
+
+    app = create_app({**base_config(database_url, tmp_path),
+                      "DESK_TRUSTED_PROXIES": ("10.0.0.5/32", "10.1.0.0/16")})
+    yield app
+    _clean(app)
+
+
+def _failed_sign_in_from(app, remote: str, headers: dict) -> str:
+    """The address the sign-in throttle recorded for one failed attempt."""
+    from sqlalchemy import select
+
+    from app.auth.models import LoginFailure
+    from app.extensions import db
+
+    client = app.test_client()
+    token = csrf_token(client)
+    resp = client.post("/login", data={"email": "nobody@example.com", "password": "wrong!",
+                                       "csrf_token": token},
+                       headers=headers, environ_base={"REMOTE_ADDR": remote})
+    assert resp.status_code == 401
+    with app.app_context():
+        ips = db.session.execute(select(LoginFailure.ip).order_by(LoginFailure.id)).scalars()
+        return list(ips)[-1]
+
+
+def test_forwarded_headers_from_an_untrusted_address_are_ignored(proxied):
+    headers = {"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}
+    assert _failed_sign_in_from(proxied, "203.0.113.50", headers) == "203.0.113.50"
+    resp = proxied.test_client().get("/login", headers=headers,
+                                     environ_base={"REMOTE_ADDR": "203.0.113.50"})
+    assert "Strict-Transport-Security" not in resp.headers  # still plain http
+
+
+def test_forwarded_headers_from_a_trusted_proxy_are_applied(proxied):
+    assert _failed_sign_in_from(proxied, PROXY, {"X-Forwarded-For": "198.51.100.1"}) \
+        == "198.51.100.1"
+    headers = {"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}
+    resp = proxied.test_client().get("/login", headers=headers,
+                                     environ_base={"REMOTE_ADDR": PROXY})
+    assert "Strict-Transport-Security" in resp.headers
+
+
+def test_spoofed_hops_in_front_of_the_client_do_not_win(proxied):
+    # The client wrote "1.2.3.4" itself; the proxy appended the address it saw.
+    headers = {"X-Forwarded-For": "1.2.3.4, 198.51.100.1"}
+    assert _failed_sign_in_from(proxied, PROXY, headers) == "198.51.100.1"
+    # Two trusted proxies in a row (10.1.2.3 then 10.0.0.5): the client is before them.
+    headers = {"X-Forwarded-For": "1.2.3.4, 198.51.100.2, 10.1.2.3"}
+    assert _failed_sign_in_from(proxied, PROXY, headers) == "198.51.100.2"
+    # A client claiming to be a trusted proxy itself gets nothing from it.
+    headers = {"X-Forwarded-For": "10.0.0.5"}
+    assert _failed_sign_in_from(proxied, "198.51.100.3", headers) == "198.51.100.3"
+
+
+def test_without_trusted_proxies_forwarded_headers_count_for_nothing(app):
+    headers = {"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}
+    assert _failed_sign_in_from(app, PROXY, headers) == PROXY
+
+
+def test_trusted_proxies_middleware_picks_the_client(proxied):
+    from app.web.proxies import TrustedProxies
+
+    mw = TrustedProxies(None, ["10.0.0.5", "10.1.0.0/16", "fd00::/8"])
+    assert mw.client("203.0.113.7") == "203.0.113.7"
+    assert mw.client("203.0.113.7:5123, 10.1.0.9") == "203.0.113.7"
+    assert mw.client("[2001:db8::1]:443, fd00::2") == "2001:db8::1"
+    assert mw.client("10.1.0.8, 10.0.0.5") == "10.1.0.8"  # all trusted: the first
+    assert mw.client("203.0.113.7, unknown") is None  # garbage: believe nothing
+    assert mw.trusted(ipaddress.ip_address("10.1.255.255"))
+    assert not mw.trusted(ipaddress.ip_address("10.2.0.1"))

@@ -9,8 +9,9 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, SelectChoice, StringField, SubmitField
 from wtforms.validators import Length, Optional, ValidationError
 
+from app.config import stripe_key_problem
+
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_STRIPE_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$")
 _WHSEC_RE = re.compile(r"^whsec_[A-Za-z0-9+/=_-]{8,}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._:-]{16,200}$")
 
@@ -66,22 +67,9 @@ def _api_token(form, field):
 
 def _stripe_key(form, field):
     value = (field.data or "").strip()
-    if not value:
-        return
-    if value.startswith("pk_"):
-        raise ValidationError(
-            "This is a publishable key (pk_…): the desk needs the secret key (sk_…) "
-            "or a restricted key (rk_…)."
-        )
-    if value.startswith("whsec_"):
-        raise ValidationError(
-            "This is a webhook signing secret: put it in the field for the signing secret."
-        )
-    if not _STRIPE_KEY_RE.match(value):
-        raise ValidationError(
-            "This is not a Stripe secret key: it starts with sk_test_, sk_live_, "
-            "rk_test_ or rk_live_ followed by letters and digits."
-        )
+    problem = stripe_key_problem(value) if value else None
+    if problem:  # the same rule as the environment's STRIPE_SECRET_KEY
+        raise ValidationError(problem)
 
 
 def _whsec(form, field):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, htmx, login_manager, migrate
 
@@ -13,8 +12,11 @@ def init_app(app: Flask) -> None:
 
     params.init_app(app)  # before any blueprint: routes take their converters when added
 
-    if app.config.get("DESK_TRUST_PROXY"):
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    if app.config.get("DESK_TRUSTED_PROXIES"):
+        from app.web.proxies import TrustedProxies
+
+        # Forwarded headers count only from the configured reverse proxies.
+        app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["DESK_TRUSTED_PROXIES"])
 
     db.init_app(app)
     database.init_app(app)

@@ -100,9 +100,13 @@ def test_overdue_once_the_due_day_has_ended_in_the_company_zone():
     assert overdue_cutoff(NOW, ZoneInfo("UTC")) == NOW.replace(hour=0)
 
 
-def test_the_time_zone_setting_is_checked_at_start_up():
-    from app.config import ConfigError, load_settings
+def test_the_time_zone_setting_is_checked_at_start_up(tmp_path):
+    from functools import partial
 
+    from app.config import ConfigError
+    from app.config import load_settings as load
+
+    load_settings = partial(load, instance_path=tmp_path, testing=True)
     assert load_settings({"DESK_TIMEZONE": "Europe/Berlin"})["DESK_TIMEZONE"] == "Europe/Berlin"
     assert load_settings({})["DESK_TIMEZONE"] == "UTC"
     with pytest.raises(ConfigError, match="DESK_TIMEZONE"):
