@@ -217,3 +217,21 @@ def test_the_stripe_webhook_reads_its_secret_during_a_rotation(app, client):
     resp = _signed_post(client, WHSEC)
     assert resp.status_code == 503
     assert resp.get_json()["error"] == "webhook signing secret unreadable here"
+
+
+def test_a_key_kept_in_the_instance_folder_is_replaced_by_the_key_files(app, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.delenv("DESK_ENCRYPTION_KEY", raising=False)
+    instance = tmp_path / "desk-instance"
+    instance.mkdir()
+    (instance / "encryption_key").write_text(OLD + "\n")
+    app.config["DESK_INSTANCE_PATH"] = str(instance)
+    _keys(app, OLD)
+    _save(app, STRIPE_SECRET_KEY=STRIPE_KEY)
+    key_file = tmp_path / "new.key"
+    key_file.write_text(NEW + "\n")
+    result = _rotate(app, "--key-file", str(key_file))
+    assert result.exit_code == 0, result.output
+    assert (instance / "encryption_key").read_text().strip() == NEW
+    assert (instance / "encryption_key.previous").read_text().strip() == OLD
+    assert all(_under(NEW, t) for t in _ciphertexts(app).values())

@@ -108,7 +108,8 @@ def rotate_encryption_key(key_on_command_line, new_key_option, key_file):
         click.echo(f"the new key is in {instance_key} (the old one in {backup.name}); "
                    "restart the desk")
     elif target != previous_current:
-        click.echo("set DESK_ENCRYPTION_KEY to that key on every host before the next start")
+        click.echo("every host must have that key as DESK_ENCRYPTION_KEY (and the old one in "
+                   "DESK_ENCRYPTION_KEYS_PREVIOUS until every host has it)")
     elif len(keys()) > 1:
         click.echo("every secret is under DESK_ENCRYPTION_KEY now: remove "
                    "DESK_ENCRYPTION_KEYS_PREVIOUS from the configuration on every host")
