@@ -170,6 +170,30 @@ def _fernet_key(value: str) -> str:
     return value
 
 
+def _previous_fernet_keys(value: str | None) -> list[str]:
+    """DESK_ENCRYPTION_KEYS_PREVIOUS: older keys, comma-separated, that still decrypt
+    (never encrypt) stored secrets during a key rotation (README, "Rotating the
+    encryption key")."""
+    keys: list[str] = []
+    for number, part in enumerate((value or "").split(","), 1):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(part.encode())
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(
+                "DESK_ENCRYPTION_KEYS_PREVIOUS",
+                f"key number {number} is not 32 url-safe base64-encoded bytes "
+                "(the older DESK_ENCRYPTION_KEY values, separated by commas)",
+            )
+        if part not in keys:
+            keys.append(part)
+    return keys
+
+
 def env_file(environ: Mapping[str, str] | None = None) -> Path | None:
     """The env file this start reads: DESK_ENV_FILE, else the nearest `.env` from the
     current directory up (the one the `flask` command also loads), else None."""
@@ -282,6 +306,9 @@ def load_settings(
             "encryption_key",
             lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         )
+    )
+    settings["DESK_ENCRYPTION_KEYS_PREVIOUS"] = _previous_fernet_keys(
+        get("DESK_ENCRYPTION_KEYS_PREVIOUS")
     )
 
     # The sandbox profile (demo, tests): base URLs may point at the local sandboxes.

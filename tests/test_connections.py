@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
@@ -241,7 +241,7 @@ def test_a_secret_encrypted_under_another_key_is_reported_not_a_500(app, client,
     app.config["DESK_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
     resp = client.get("/admin/connections/")
     assert resp.status_code == 200
-    assert "cannot be decrypted with the current DESK_ENCRYPTION_KEY" in resp.get_data(
+    assert "cannot be decrypted with DESK_ENCRYPTION_KEY or any key in" in resp.get_data(
         as_text=True
     )
     with app.app_context():
@@ -253,31 +253,7 @@ def test_a_secret_encrypted_under_another_key_is_reported_not_a_500(app, client,
         assert store.effective("STRIPE_SECRET_KEY") == STRIPE_KEY
 
 
-def test_rotate_encryption_key_command(app, client, admin):
-    _save_stripe(client, secret_key=STRIPE_KEY, webhook_secret=WHSEC)
-    _save_pipedrive(client, api_token=PD_TOKEN, base_url="acme")
-    old_key = app.config["DESK_ENCRYPTION_KEY"]
-    new_key = Fernet.generate_key().decode()
-    runner = app.test_cli_runner()
-    bad = runner.invoke(args=["desk", "rotate-encryption-key", "--new-key", "nope"])
-    assert bad.exit_code != 0 and "32 url-safe base64" in bad.output
-    result = runner.invoke(args=["desk", "rotate-encryption-key", "--new-key", new_key])
-    assert result.exit_code == 0, result.output
-    assert "re-encrypted 3 secret(s)" in result.output
-    rows = _rows(app)
-    with pytest.raises(InvalidToken):
-        Fernet(old_key.encode()).decrypt(
-            rows["STRIPE_SECRET_KEY"].ciphertext.encode()
-        )
-    assert Fernet(new_key.encode()).decrypt(
-        rows["STRIPE_SECRET_KEY"].ciphertext.encode()
-    ).decode() == STRIPE_KEY
-    app.config["DESK_ENCRYPTION_KEY"] = new_key
-    with app.app_context():
-        assert store.effective("PIPEDRIVE_API_TOKEN") == PD_TOKEN
-        assert store.effective("STRIPE_WEBHOOK_SECRET") == WHSEC
-    entry = [e for e in _audit(app) if e.action == "connection.encryption_key_rotated"][0]
-    assert entry.after == {"secrets": 3} and entry.actor_label.startswith("cli:")
+# `flask desk rotate-encryption-key`: tests/test_encryption_rotation.py
 
 
 def test_tampered_sign_in_method_is_refused_not_a_500(app, client, admin):

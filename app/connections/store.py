@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 from flask_login import current_user
 from sqlalchemy import select
@@ -61,14 +61,20 @@ class ConnectionNotConfigured(Exception):
     """A connection the desk needs is not set up; the message says what to do."""
 
 
+UNREADABLE_HINT = (
+    "cannot be decrypted with DESK_ENCRYPTION_KEY or any key in "
+    "DESK_ENCRYPTION_KEYS_PREVIOUS: if it was saved under an older key, add that key to "
+    "DESK_ENCRYPTION_KEYS_PREVIOUS and restart; otherwise enter it again on the "
+    "Connections page"
+)
+
+
 class SecretUnreadable(Exception):
-    """A saved secret cannot be decrypted with the current DESK_ENCRYPTION_KEY."""
+    """A saved secret cannot be decrypted with any configured key (the current
+    DESK_ENCRYPTION_KEY nor DESK_ENCRYPTION_KEYS_PREVIOUS)."""
 
     def __init__(self, name: str, message: str | None = None) -> None:
-        super().__init__(
-            message or f"{name} is saved in the desk but cannot be decrypted with the "
-            "current DESK_ENCRYPTION_KEY: enter it again on the Connections page"
-        )
+        super().__init__(message or f"{name} is saved in the desk but {UNREADABLE_HINT}")
         self.name = name
 
 
@@ -85,16 +91,34 @@ class DestinationRefused(SecretUnreadable):
         )
 
 
-def _fernet(key: str | None = None) -> Fernet:
-    return Fernet((key or current_app.config["DESK_ENCRYPTION_KEY"]).encode())
+def keys() -> list[str]:
+    """The configured encryption keys, current first: DESK_ENCRYPTION_KEY, then
+    DESK_ENCRYPTION_KEYS_PREVIOUS (older keys that still decrypt during a rotation)."""
+    current = current_app.config["DESK_ENCRYPTION_KEY"]
+    previous = current_app.config.get("DESK_ENCRYPTION_KEYS_PREVIOUS") or []
+    if isinstance(previous, str):
+        previous = previous.split(",")
+    found = [current]
+    for key in previous:
+        key = key.strip()
+        if key and key not in found:
+            found.append(key)
+    return found
 
 
-def encrypt(plain: str, key: str | None = None) -> str:
-    return _fernet(key).encrypt(plain.encode()).decode()
+def _fernet(key_list: list[str] | None = None) -> MultiFernet:
+    """The one cipher for stored secrets: encrypts with the first key, decrypts
+    with any of them. Every encryption and decryption in the desk goes through it."""
+    return MultiFernet([Fernet(key.encode()) for key in (key_list or keys())])
 
 
-def decrypt(token: str, key: str | None = None) -> str:
-    return _fernet(key).decrypt(token.encode()).decode()
+def encrypt(plain: str) -> str:
+    return _fernet().encrypt(plain.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    """Raises InvalidToken when no configured key can decrypt `token`."""
+    return _fernet().decrypt(token.encode()).decode()
 
 
 def _check(name: str) -> None:
@@ -250,20 +274,47 @@ def forget(name: str) -> bool:
     return True
 
 
-def reencrypt_all(old_key: str, new_key: str) -> int:
-    """Re-encrypt every saved secret from `old_key` to `new_key`. Returns the count."""
-    rows = db.session.execute(select(Setting).where(Setting.ciphertext.is_not(None))).scalars()
-    count = 0
+def reencrypt_all(target_key: str | None = None) -> tuple[int, int]:
+    """Re-encrypt every saved secret under `target_key` (default: the current
+    DESK_ENCRYPTION_KEY), reading each with any configured key or the target.
+
+    Idempotent: a secret already under the target key is left as it is. Returns
+    (re-encrypted, already under the target key). When any secret cannot be read,
+    raises SecretUnreadable naming them all and changes nothing. The audit entry
+    holds counts only.
+    """
+    configured = keys()
+    target = target_key or configured[0]
+    under_target = Fernet(target.encode())
+    readers = _fernet([target, *[k for k in configured if k != target]])
+    rows = db.session.execute(
+        select(Setting).where(Setting.ciphertext.is_not(None)).order_by(Setting.name)
+    ).scalars()
+    todo, unreadable, already = [], [], 0
     for row in rows:
+        token = row.ciphertext.encode()
         try:
-            plain = decrypt(row.ciphertext, old_key)
+            under_target.decrypt(token)
         except InvalidToken:
-            raise SecretUnreadable(row.name) from None
-        row.ciphertext = encrypt(plain, new_key)
-        count += 1
+            pass
+        else:
+            already += 1
+            continue
+        try:
+            todo.append((row, readers.decrypt(token)))
+        except InvalidToken:
+            unreadable.append(row.name)
+    if unreadable:
+        names = ", ".join(unreadable)
+        raise SecretUnreadable(names, f"{names} {UNREADABLE_HINT}")
+    for row, plain in todo:
+        row.ciphertext = under_target.encrypt(plain).decode()
     db.session.flush()
-    record("connection.encryption_key_rotated", "setting", "*", None, {"secrets": count})
-    return count
+    record(
+        "connection.encryption_key_rotated", "setting", "*", None,
+        {"secrets": len(todo), "already_current": already},
+    )
+    return len(todo), already
 
 
 # --- Pipedrive authentication -------------------------------------------------

@@ -19,9 +19,12 @@ SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 def stripe_url(stripe_invoice_id: str | None) -> str | None:
     if not stripe_invoice_id:
         return None
-    from app.connections.store import effective
+    from app.connections.store import SecretUnreadable, effective
 
-    key = effective("STRIPE_SECRET_KEY") or ""
+    try:
+        key = effective("STRIPE_SECRET_KEY") or ""
+    except SecretUnreadable:  # reported on the Connections page; a link is not worth a 500
+        key = ""
     test = "" if key.startswith(("sk_live_", "rk_live_")) else "test/"
     return f"https://dashboard.stripe.com/{test}invoices/{stripe_invoice_id}"
 

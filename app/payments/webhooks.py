@@ -20,7 +20,7 @@ from flask import Blueprint, jsonify, request
 
 from app.audit.operations import lock_chain, set_system_actor
 from app.auth.permissions import public
-from app.connections.store import effective
+from app.connections.store import SecretUnreadable, effective
 from app.extensions import db
 from app.intake.webhooks import read_body
 from app.payments.models import StripeEvent
@@ -39,7 +39,14 @@ DONE = ("processed", "ignored", "superseded", "quarantined")
 @bp.route("/webhooks/stripe", methods=["POST"])
 @public
 def receive():
-    secret = effective("STRIPE_WEBHOOK_SECRET")
+    try:
+        secret = effective("STRIPE_WEBHOOK_SECRET")
+    except SecretUnreadable:
+        # Saved under a key this process does not have (README, "Rotating the
+        # encryption key"): Stripe retries a 503, so nothing is lost once it is fixed.
+        log.error("stripe webhook refused: the saved STRIPE_WEBHOOK_SECRET cannot be "
+                  "decrypted with the configured encryption keys")
+        return jsonify({"ok": False, "error": "webhook signing secret unreadable here"}), 503
     if not secret:
         return jsonify({"ok": False, "error": "webhook signing secret not configured"}), 503
     payload, too_large = read_body()
