@@ -69,8 +69,10 @@ def test_readme_first_run_from_an_empty_database_to_a_paid_invoice(app, accounts
     assert f"PIPEDRIVE_BASE_URL = {pipedrive.url}" in shown
     assert f"STRIPE_API_BASE = {stripe.url}" in shown
     admin = _signed_in(app, "ops@example.com")
-    resp = _post(admin, "/admin/connections/pipedrive/test", page="/admin/connections/")
-    assert resp.status_code in (200, 303)
+    for vendor in ("pipedrive", "stripe"):  # "Test connection" on Admin → Connections
+        resp = _post(admin, f"/admin/connections/{vendor}/test", page="/admin/connections/")
+        assert resp.status_code == 200
+        assert "Connected to " in resp.get_data(as_text=True), vendor
 
     # 6. Field mappings: the first visit reads the fields from Pipedrive.
     page = admin.get("/admin/mappings/").get_data(as_text=True)
