@@ -119,14 +119,14 @@ class NameLookup:
         except PipedriveError as exc:
             raise NameNotKnown(
                 f"{what} is not known to the desk yet, and the pipelines could not be read "
-                f"from Pipedrive: {exc} (check the connection: `flask desk config`, or "
-                "Admin → Connections → Test connection)."
+                f"from Pipedrive: {str(exc).rstrip('.')}. Check the connection: "
+                "`flask desk config`, or Admin → Connections → Test connection."
             ) from None
 
     def pipeline(self, key: str) -> PdPipeline:
         found = _match(pipelines_known(), key)
         if found is None:
-            self._load(f"No pipeline named {key[:100]!r}")
+            self._load(f"A pipeline named {key[:100]!r}")
             found = _match(pipelines_known(), key)
         if found is None:
             raise NameNotKnown(
@@ -138,7 +138,7 @@ class NameLookup:
     def stage(self, pipeline: PdPipeline, key: str) -> PdStage:
         found = _match(stages_of(pipeline.id), key)
         if found is None:
-            self._load(f"No stage named {key[:100]!r} in the {pipeline.name} pipeline")
+            self._load(f"A stage named {key[:100]!r} in the {pipeline.name} pipeline")
             found = _match(stages_of(pipeline.id), key)
         if found is None:
             raise NameNotKnown(

@@ -181,7 +181,8 @@ def test_rules_set_says_when_pipedrive_cannot_be_reached(app, pipedrive_sandbox)
     app.config.update(PIPEDRIVE_BASE_URL=pipedrive_sandbox.url, PIPEDRIVE_API_TOKEN=None)
     out = _desk(app, "rules", "set", "New business", "--stage", "Contract signed")
     assert out.exit_code == 1
-    assert "could not be read from Pipedrive" in out.output
+    assert "A pipeline named 'New business' is not known to the desk yet" in out.output
+    assert "could not be read from Pipedrive: No Pipedrive API token" in out.output
     assert "Traceback" not in out.output
 
 
