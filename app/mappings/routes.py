@@ -68,11 +68,17 @@ def index():
     return _page()
 
 
+def _quick_client():
+    """For a page view: one retry and a short timeout, so an unreachable Pipedrive
+    costs seconds, not minutes (the Reload button and syncs wait longer)."""
+    return pipedrive_client(max_retries=1, timeout=10.0)
+
+
 def _load_on_first_visit() -> None:
     """No field known yet (before the first import): read them from Pipedrive now, so
     fields can be mapped first; if Pipedrive cannot be reached, say so."""
     try:
-        counts = ops.load_if_none_known(pipedrive_client)
+        counts = ops.load_if_none_known(_quick_client)
     except PipedriveError as exc:
         db.session.rollback()
         flash(f"No fields are known yet, and they could not be read from Pipedrive: "

@@ -217,11 +217,27 @@ def test_mappings_page_reads_fields_on_first_visit(app, accounts, admin):
     assert _count(app, PdField) > 0
 
 
-def test_first_visits_say_when_pipedrive_cannot_be_reached(app, admin):
-    page = admin.get("/admin/rules/").get_data(as_text=True)
+@pytest.mark.parametrize("where", ["not configured", "nobody listening"])
+def test_first_visits_say_when_pipedrive_cannot_be_reached(app, admin, where):
+    if where == "nobody listening":
+        import socket
+
+        with socket.socket() as sock:  # a port that was free a moment ago
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        app.config.update(PIPEDRIVE_BASE_URL=f"http://127.0.0.1:{port}",
+                          PIPEDRIVE_API_TOKEN="pd_token",
+                          PIPEDRIVE_CLIENT_OPTIONS={"sleep": lambda s: None})
+    resp = admin.get("/admin/rules/")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200
     assert "No pipelines are known yet, and they could not be read from Pipedrive" in page
-    page = admin.get("/admin/mappings/").get_data(as_text=True)
-    assert "No fields are known yet, and they could not be read from Pipedrive" in page
+    assert "Reload pipelines, stages and products from Pipedrive" in page
+    resp = admin.get("/admin/mappings/")
+    assert resp.status_code == 200
+    assert "No fields are known yet, and they could not be read from Pipedrive" in \
+        resp.get_data(as_text=True)
+    assert _count(app, PdPipeline) == 0 and _count(app, PdField) == 0
 
 
 def test_an_unknown_field_name_is_kept_and_the_fitting_ones_listed(app, accounts, admin):
@@ -233,3 +249,15 @@ def test_an_unknown_field_name_is_kept_and_the_fitting_ones_listed(app, accounts
     assert "no deal field called “Purchase order”" in html
     assert "“PO number”" in html[html.index("no deal field called"):][:2000]
     assert '<option value="deal:Purchase order" selected>' in html
+
+
+def test_an_unknown_field_name_with_pipedrive_out_of_reach_is_kept(app, accounts, admin):
+    admin.get("/admin/mappings/")
+    app.config.update(PIPEDRIVE_API_TOKEN=None)
+    resp = admin.post("/admin/mappings/po_number", data={
+        "field": "deal:Order reference", "csrf_token": csrf_token(admin, "/admin/mappings/")})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert ("No deal field called “Order reference” is known to the desk yet, and the fields "
+            "could not be read from Pipedrive: No Pipedrive API token") in html
+    assert '<option value="deal:Order reference" selected>' in html
