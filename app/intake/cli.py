@@ -66,21 +66,33 @@ def rules_list():
 )
 @with_appcontext
 def rules_set(pipeline, stages, match):
-    """Set which stages of PIPELINE (name or id) mean ready to bill."""
+    """Set which stages of PIPELINE (name or id) mean ready to bill.
+
+    Works before the first import: a pipeline or stage the desk does not know yet
+    is looked up in Pipedrive first.
+    """
     from app.audit.operations import set_system_actor
-    from app.intake.models import PdPipeline, PdStage
     from app.intake.sync import recompute_ready, set_rule
+    from app.pipedrive.factory import pipedrive_client
+    from app.rules.operations import NameLookup, NameNotKnown
 
     set_system_actor("cli:rules")
-    pl = _find(PdPipeline, pipeline, None)
-    ids = []
-    for s in stages:
-        stage = _find(PdStage, s, pl.id)
-        ids.append(stage.id)
+    lookup = NameLookup(pipedrive_client)
+    try:
+        pl = lookup.pipeline(pipeline)
+        chosen = [lookup.stage(pl, s) for s in stages]
+    except NameNotKnown as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    if lookup.loaded:
+        click.echo(f"read {lookup.loaded['pipelines']} pipelines and "
+                   f"{lookup.loaded['stages']} stages from Pipedrive")
+    ids = [s.id for s in chosen]
     set_rule(pl.id, ids, match)
     changed = recompute_ready()
     db.session.commit()
-    click.echo(f"{pl.name}: {match} {ids}; {changed} deals changed readiness")
+    names = ", ".join(s.name for s in chosen) or "won deals"
+    click.echo(f"{pl.name}: {match} [{names}]; {changed} deals changed readiness")
 
 
 @rules_group.command("defaults")
@@ -94,17 +106,3 @@ def rules_defaults():
     for line in apply_default_rules():
         click.echo(line)
     db.session.commit()
-
-
-def _find(model, key: str, pipeline_id):
-    q = select(model)
-    if pipeline_id is not None:
-        q = q.where(model.pipeline_id == pipeline_id)
-    q = q.where(model.id == int(key)) if key.isdigit() else q.where(model.name == key)
-    row = db.session.execute(q).scalars().first()
-    if row is None:
-        raise click.UsageError(
-            f"no {model.__tablename__.split('_')[-1]} named {key!r}; "
-            "run `flask desk sync deals` first"
-        )
-    return row

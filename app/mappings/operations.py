@@ -237,16 +237,39 @@ def parse_choice(purpose: Purpose, raw: str | None) -> tuple[str, str]:
     return entity, name
 
 
-def _check_field(purpose: Purpose, entity: str, name: str) -> PdField:
+def _fitting_names(purpose: Purpose, entity: str, limit: int = 20) -> str:
+    """What to choose instead of a name Pipedrive does not have, as a sentence."""
+    names = [f"“{f.name}”" for f in fields_of(entity) if suitable(purpose, f)]
+    if not names:
+        return f"It has no {entity} field that can hold {KIND_WORDS[purpose.kind]} yet: create it."
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return (f"Its {entity} fields that can hold {KIND_WORDS[purpose.kind]}: "
+            f"{', '.join(names[:limit])}{more}. Choose one of them, or create it.")
+
+
+def _check_field(purpose: Purpose, entity: str, name: str, client_factory=None) -> PdField:
     f = find_field(entity, name)
-    if f is None:
-        if _HASH_RE.match(name):
-            raise MappingError({"field": (
-                "Choose the field by its name: the desk does not take Pipedrive's field keys."
-            )})
+    if f is None and _HASH_RE.match(name):
         raise MappingError({"field": (
-            f"Pipedrive has no {entity} field called “{name[:255]}”. Reload the fields from "
-            "Pipedrive, or create it."
+            "Choose the field by its name: the desk does not take Pipedrive's field keys."
+        )})
+    if f is None and client_factory is not None:
+        # Not known here (before the first import, or added in Pipedrive since): read
+        # this entity's fields from Pipedrive once, then look again.
+        try:
+            counts = reload_entity(client_factory(), entity)
+        except PipedriveError as exc:
+            raise MappingError({"field": (
+                f"No {entity} field called “{name[:255]}” is known to the desk yet, and the "
+                f"fields could not be read from Pipedrive: {str(exc).rstrip('.')}. "
+                "Check Admin → Connections, then save again."
+            )}) from None
+        record("pipedrive_fields.reload", "pipedrive_fields", entity, None, counts)
+        f = find_field(entity, name)
+    if f is None:
+        raise MappingError({"field": (
+            f"Pipedrive has no {entity} field called “{name[:255]}”. "
+            + _fitting_names(purpose, entity)
         )})
     if not choosable(purpose, f):
         raise MappingError({"field": (
@@ -340,10 +363,13 @@ def _store(purpose: Purpose, entity: str, name: str, options_map: dict | None,
 
 
 def save_mapping(purpose: Purpose, choice: str | None,
-                 options: dict[str, str] | None = None) -> FieldMapping:
-    """Map `purpose` to the field chosen by name. Raises MappingError."""
+                 options: dict[str, str] | None = None, client_factory=None) -> FieldMapping:
+    """Map `purpose` to the field chosen by name. Raises MappingError.
+
+    With `client_factory` (a function returning a Pipedrive client), a name not known
+    here makes the desk read that entity's fields from Pipedrive first."""
     entity, name = parse_choice(purpose, choice)
-    f = _check_field(purpose, entity, name)
+    f = _check_field(purpose, entity, name, client_factory)
     options_map = None
     if purpose.kind == "status" and f.field_type == "enum":
         options_map = parse_options_map(f, options)
@@ -407,6 +433,14 @@ def reload_entity(client: PipedriveClient, entity: str) -> dict[str, int]:
         removed += 1
     db.session.flush()
     return {"fields": len(seen), "added": len(seen - before), "removed": removed}
+
+
+def load_if_none_known(client_factory) -> dict[str, int] | None:
+    """First visit: read the field definitions from Pipedrive when none are stored yet.
+    Returns the counts, or None when some were known. Raises PipedriveError."""
+    if db.session.execute(select(PdField.id).limit(1)).first() is not None:
+        return None
+    return reload_fields(client_factory())
 
 
 def reload_fields(client: PipedriveClient) -> dict[str, int]:

@@ -64,7 +64,29 @@ def _answer(purpose: Purpose, *, message: str | None = None, errors: dict | None
 @bp.route("/")
 @requires("mappings.manage")
 def index():
+    _load_on_first_visit()
     return _page()
+
+
+def _quick_client():
+    """For a page view: one retry and a short timeout, so an unreachable Pipedrive
+    costs seconds, not minutes (the Reload button and syncs wait longer)."""
+    return pipedrive_client(max_retries=1, timeout=10.0)
+
+
+def _load_on_first_visit() -> None:
+    """No field known yet (before the first import): read them from Pipedrive now, so
+    fields can be mapped first; if Pipedrive cannot be reached, say so."""
+    try:
+        counts = ops.load_if_none_known(_quick_client)
+    except PipedriveError as exc:
+        db.session.rollback()
+        flash(f"No fields are known yet, and they could not be read from Pipedrive: "
+              f"{str(exc).rstrip('.')}. Check Admin → Connections, then reload them.", "error")
+        return
+    if counts is not None:
+        db.session.commit()
+        flash(f"Read {counts['fields']} fields from Pipedrive.", "success")
 
 
 @bp.route("/reload", methods=["POST"])
@@ -100,7 +122,7 @@ def save(purpose: str):
     options = _options_posted(p)
     typed = {"field": choice, **{f"state-{k}": v for k, v in (options or {}).items()}}
     try:
-        row = ops.save_mapping(p, choice, options)
+        row = ops.save_mapping(p, choice, options, pipedrive_client)
     except ops.MappingError as exc:
         db.session.rollback()
         return _answer(p, errors=exc.errors, typed=typed)

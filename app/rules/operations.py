@@ -16,6 +16,7 @@ from app.extensions import db
 from app.intake.models import BillingRule, PdPipeline, PdProduct, PdStage
 from app.intake.sync import recompute_ready, refresh_metadata, set_rule
 from app.money import STRIPE_CURRENCIES, parse_decimal
+from app.pipedrive.client import PipedriveError
 from app.rules.models import (
     COLLECTION_METHODS,
     TAX_METHODS,
@@ -56,6 +57,97 @@ def reload_from_pipedrive(client) -> dict[str, int]:
     return counts
 
 
+def pipelines_known() -> list[PdPipeline]:
+    return list(db.session.execute(
+        select(PdPipeline).order_by(PdPipeline.order_nr, PdPipeline.id)
+    ).scalars())
+
+
+def load_if_none_known(client_factory) -> dict[str, int] | None:
+    """First visit: read pipelines and stages from Pipedrive when none are stored yet.
+
+    Returns the counts read, or None when some were known already. Raises
+    PipedriveError (the caller rolls back and says so).
+    """
+    if db.session.execute(select(PdPipeline.id).limit(1)).first() is not None:
+        return None
+    return reload_from_pipedrive(client_factory())
+
+
+class NameNotKnown(LookupError):
+    """A pipeline or stage name that neither the desk nor Pipedrive knows (or Pipedrive
+    could not be asked); the message says which names exist."""
+
+
+def _names(rows) -> str:
+    return ", ".join(f"“{r.name}”" for r in rows) or "none"
+
+
+def _match(rows, key: str):
+    """The row whose id or name (exactly, else in any case) is `key`."""
+    key = key.strip()
+    if key.isdigit():
+        found = [r for r in rows if r.id == int(key)]
+        if found:
+            return found[0]
+    exact = [r for r in rows if r.name == key]
+    if exact:
+        return exact[0]
+    folded = [r for r in rows if r.name.strip().casefold() == key.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
+class NameLookup:
+    """Pipelines and stages by the name (or id) someone typed.
+
+    A name not known here yet (before the first import, or added in Pipedrive since)
+    makes the desk read pipelines and stages from Pipedrive once, through the client
+    `client_factory` builds, and look again.
+    """
+
+    def __init__(self, client_factory):
+        self._client_factory = client_factory
+        self.loaded: dict[str, int] | None = None
+        self._tried = False
+
+    def _load(self, what: str) -> None:
+        if self._tried:
+            return
+        self._tried = True
+        try:
+            self.loaded = reload_from_pipedrive(self._client_factory())
+        except PipedriveError as exc:
+            raise NameNotKnown(
+                f"{what} is not known to the desk yet, and the pipelines could not be read "
+                f"from Pipedrive: {str(exc).rstrip('.')}. Check the connection: "
+                "`flask desk config`, or Admin → Connections → Test connection."
+            ) from None
+
+    def pipeline(self, key: str) -> PdPipeline:
+        found = _match(pipelines_known(), key)
+        if found is None:
+            self._load(f"A pipeline named {key[:100]!r}")
+            found = _match(pipelines_known(), key)
+        if found is None:
+            raise NameNotKnown(
+                f"Pipedrive has no pipeline named {key[:100]!r}. Its pipelines: "
+                f"{_names(pipelines_known())}."
+            )
+        return found
+
+    def stage(self, pipeline: PdPipeline, key: str) -> PdStage:
+        found = _match(stages_of(pipeline.id), key)
+        if found is None:
+            self._load(f"A stage named {key[:100]!r} in the {pipeline.name} pipeline")
+            found = _match(stages_of(pipeline.id), key)
+        if found is None:
+            raise NameNotKnown(
+                f"The {pipeline.name} pipeline has no stage named {key[:100]!r}. Its stages: "
+                f"{_names(stages_of(pipeline.id))}."
+            )
+        return found
+
+
 def stages_of(pipeline_id: int) -> list[PdStage]:
     return list(
         db.session.execute(
@@ -82,8 +174,9 @@ def save_pipeline_rule(
         sid = _stage_id(raw)
         if sid is None or sid not in stages:
             errors["stages"] = (
-                f"Stage {str(raw)[:20]!r} is not a stage of the {pipeline.name} pipeline. "
-                "Reload pipelines from Pipedrive if it was added there."
+                f"Stage {str(raw)[:20]!r} is not a stage of the {pipeline.name} pipeline "
+                f"(its stages: {_names(stages.values())}). Reload pipelines from Pipedrive "
+                "if it was added there."
             )
             break
         chosen.append(sid)

@@ -66,7 +66,31 @@ def _back(anchor: str):
 @bp.route("/")
 @requires("rules.manage")
 def index():
+    _load_on_first_visit()
     return _page()
+
+
+def _quick_client():
+    """For a page view: one retry and a short timeout, so an unreachable Pipedrive
+    costs seconds, not minutes (the Reload button and syncs wait longer)."""
+    return pipedrive_client(max_retries=1, timeout=10.0)
+
+
+def _load_on_first_visit() -> None:
+    """No pipeline known yet (before the first import): read them from Pipedrive now,
+    so the rules can be set first; if Pipedrive cannot be reached, say so."""
+    try:
+        counts = ops.load_if_none_known(_quick_client)
+    except PipedriveError as exc:
+        db.session.rollback()
+        flash(f"No pipelines are known yet, and they could not be read from Pipedrive: "
+              f"{str(exc).rstrip('.')}. Check Admin → Connections, then reload them below.",
+              "error")
+        return
+    if counts is not None:
+        db.session.commit()
+        flash(f"Read {counts['pipelines']} pipelines, {counts['stages']} stages and "
+              f"{counts['products_catalogue']} products from Pipedrive.", "success")
 
 
 @bp.route("/reload", methods=["POST"])
