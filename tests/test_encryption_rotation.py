@@ -68,7 +68,7 @@ def test_previous_keys_are_read_and_validated_naming_the_variable(tmp_path):
     settings = load_settings(
         {"DESK_ENCRYPTION_KEY": NEW, "DESK_ENCRYPTION_KEYS_PREVIOUS": f" {OLD}, {other},,",
          "SECRET_KEY": "s" * 40},
-        instance_path=tmp_path,
+        instance_path=tmp_path, testing=True,
     )
     assert settings["DESK_ENCRYPTION_KEY"] == NEW
     assert settings["DESK_ENCRYPTION_KEYS_PREVIOUS"] == [OLD, other]
@@ -76,7 +76,7 @@ def test_previous_keys_are_read_and_validated_naming_the_variable(tmp_path):
         load_settings(
             {"DESK_ENCRYPTION_KEY": NEW, "DESK_ENCRYPTION_KEYS_PREVIOUS": f"{OLD},not-a-key",
              "SECRET_KEY": "s" * 40},
-            instance_path=tmp_path,
+            instance_path=tmp_path, testing=True,
         )
     assert caught.value.name == "DESK_ENCRYPTION_KEYS_PREVIOUS"
     assert "key number 2" in str(caught.value) and "not-a-key" not in str(caught.value)
