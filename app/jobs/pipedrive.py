@@ -13,17 +13,29 @@ from app.intake.sync import refresh_contacts, refresh_deals, start_run
 from app.pipedrive.client import BudgetExhausted, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
+from app.web.params import MAX_PD_ID
 
 log = logging.getLogger("billing_desk.jobs")
 JOB_WEBHOOKS = "pipedrive.webhooks"
 
 
+BAD_ID = "Its record id is not a Pipedrive id; the event was set aside unapplied."
+
+
+def _pd_id(value) -> int | None:
+    """A Pipedrive record id (1 .. MAX_PD_ID) from a stored event, or None."""
+    text = str(value).strip() if value is not None else ""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_PD_ID else None
+
+
 def _deal_id(event: PipedriveWebhookEvent) -> int | None:
     if event.entity == "deal":
-        return int(event.entity_id)
+        return _pd_id(event.entity_id)
     data = event.payload.get("data") or event.payload.get("previous") or {}
-    deal_id = data.get("deal_id")
-    return int(deal_id) if deal_id not in (None, "") else None
+    return _pd_id(data.get("deal_id")) if isinstance(data, dict) else None
 
 
 def _target(event: PipedriveWebhookEvent) -> tuple[str, int] | None:
@@ -32,8 +44,15 @@ def _target(event: PipedriveWebhookEvent) -> tuple[str, int] | None:
         deal_id = _deal_id(event)
         return ("deal", deal_id) if deal_id else None
     if event.entity in ("person", "organization"):
-        return event.entity, int(event.entity_id)
+        record_id = _pd_id(event.entity_id)
+        return (event.entity, record_id) if record_id else None
     return None
+
+
+def _unusable(event: PipedriveWebhookEvent) -> bool:
+    """A deal, person or organization event without a usable id (stored before the
+    receiver checked ids): set aside with its reason, never blocking the others."""
+    return event.entity in ("deal", "person", "organization") and _target(event) is None
 
 
 def process_webhooks(limit: int = 500) -> int:
@@ -92,7 +111,7 @@ def process_webhooks(limit: int = 500) -> int:
         events = [db.session.merge(e) for e in events]
     now = utcnow()
     for e in events:
-        reason = failed.get(targets.get(e.id) or ("", 0))
+        reason = BAD_ID if _unusable(e) else failed.get(targets.get(e.id) or ("", 0))
         if reason:
             e.status, e.error, e.processed_at = "failed", reason, now
         else:

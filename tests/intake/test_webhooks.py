@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.intake.models import PdDeal, PipedriveWebhookEvent
-from app.jobs.pipedrive import process_webhooks
+from app.jobs.pipedrive import BAD_ID, process_webhooks
 
 AUTH = "Basic " + base64.b64encode(b"desk-hook:hook-secret-123").decode()
 
@@ -204,3 +204,31 @@ def test_an_oversized_body_gets_a_plain_413(app, client):
     assert resp.status_code == 413
     assert resp.get_json() == {"ok": False, "error": "the body is larger than 2048 bytes"}
     assert _events(app) == 0
+
+
+def test_a_stored_event_with_an_unusable_id_is_set_aside_and_the_others_applied(
+    app, client, synced
+):
+    """Rows stored before the receiver checked ids ("²" passes isdigit(), fails int())
+    used to crash the webhook worker on every tick; now each is set aside with why."""
+    _configure(app)
+    with app.app_context():
+        deal_id = db.session.execute(
+            select(PdDeal.id).where(PdDeal.ready.is_(True)).limit(1)
+        ).scalar()
+        for n, bad in enumerate(("²", "99999999999999999999", "-3")):
+            db.session.add(PipedriveWebhookEvent(
+                event_id=f"old-{n}", entity="deal", action="change", entity_id=bad,
+                payload=_payload(f"old-{n}", 1)))
+        db.session.commit()
+    synced.ui_edit(deal_id, title="Applied beside the poison")
+    client.post("/webhooks/pipedrive", json=_payload(f"evt-{deal_id}", deal_id),
+                headers={"Authorization": AUTH})
+    with app.app_context():
+        assert process_webhooks() == 4
+        assert db.session.get(PdDeal, deal_id).title == "Applied beside the poison"
+        rows = db.session.execute(select(PipedriveWebhookEvent).order_by(
+            PipedriveWebhookEvent.id)).scalars().all()
+        assert [(r.status, r.error) for r in rows[:3]] == [("failed", BAD_ID)] * 3
+        assert rows[3].status == "processed"
+        assert process_webhooks() == 0
