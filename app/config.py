@@ -236,4 +236,8 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
     if trust not in ("0", "1"):
         raise ConfigError("DESK_TRUST_PROXY", "must be 0 or 1")
     settings["DESK_TRUST_PROXY"] = trust == "1"
+
+    from app.ops.logs import logging_settings
+
+    settings.update(logging_settings(get))  # DESK_LOG_LEVEL, DESK_LOG_FORMAT
     return settings
