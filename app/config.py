@@ -237,7 +237,7 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
         raise ConfigError("DESK_TRUST_PROXY", "must be 0 or 1")
     settings["DESK_TRUST_PROXY"] = trust == "1"
 
-    from app.ops.logs import logging_settings
+    from app.ops.settings import ops_settings
 
-    settings.update(logging_settings(get))  # DESK_LOG_LEVEL, DESK_LOG_FORMAT
+    settings.update(ops_settings(get))  # logging (DESK_LOG_*) and the web server (DESK_WEB_*)
     return settings

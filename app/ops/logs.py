@@ -25,10 +25,7 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-FORMATS = ("text", "json")
+from collections.abc import Iterator, Mapping
 
 # The recorded job run (SyncRun id) this thread or task is executing; set by the
 # job runner (app.jobs.queue.execute).
@@ -39,19 +36,6 @@ JOB_RUN_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 # What this process's handler writes: set by configure_logging, read at each line,
 # so a handler created earlier (gunicorn's logging set-up runs before the app's) follows.
 _STATE: dict = {"format": "text", "stream": "stderr"}
-
-
-def logging_settings(get: Callable[[str], str | None]) -> dict:
-    """DESK_LOG_LEVEL and DESK_LOG_FORMAT from the environment (for load_settings)."""
-    from app.config import ConfigError
-
-    level = (get("DESK_LOG_LEVEL") or "INFO").upper()
-    if level not in LEVELS:
-        raise ConfigError("DESK_LOG_LEVEL", f"must be one of {', '.join(LEVELS)}")
-    fmt = (get("DESK_LOG_FORMAT") or "text").lower()
-    if fmt not in FORMATS:
-        raise ConfigError("DESK_LOG_FORMAT", "must be text or json")
-    return {"DESK_LOG_LEVEL": level, "DESK_LOG_FORMAT": fmt}
 
 
 @contextlib.contextmanager
@@ -291,6 +275,10 @@ def configure_logging(app_or_settings) -> None:
         root.removeHandler(handler)
     root.addHandler(DeskHandler())
     root.setLevel(level)
+    # Alembic names each of its plugins at INFO whenever a process reads the migration
+    # scripts (the readiness probe does, at start-up): worth seeing only when debugging.
+    logging.getLogger("alembic.runtime.plugins").setLevel(
+        logging.DEBUG if level == "DEBUG" else logging.WARNING)
     if hasattr(app_or_settings, "config") and hasattr(app_or_settings, "name"):
         # Flask gives app.logger a handler of its own when none is configured yet;
         # it would print an unformatted second copy of every line.
