@@ -258,6 +258,14 @@ class DeskHandler(logging.StreamHandler):
 _TEXT, _JSON = TextFormatter(), JsonFormatter()
 
 
+# Libraries that say at INFO what the desk's own lines already say, or worse: the
+# scheduler's APScheduler two lines per tick of the 2-second workers, Stripe's SDK one
+# line per API call with its URL (a customer search's query string), Alembic a line
+# per plugin whenever the migration scripts are read. Their warnings still show;
+# DESK_LOG_LEVEL=DEBUG shows everything.
+CHATTY = ("apscheduler", "stripe", "alembic.runtime.plugins")
+
+
 def use_stream(name: str) -> None:
     """Write this process's log lines to "stdout" or "stderr" (the default)."""
     _STATE["stream"] = "stdout" if name == "stdout" else "stderr"
@@ -275,10 +283,8 @@ def configure_logging(app_or_settings) -> None:
         root.removeHandler(handler)
     root.addHandler(DeskHandler())
     root.setLevel(level)
-    # Alembic names each of its plugins at INFO whenever a process reads the migration
-    # scripts (the readiness probe does, at start-up): worth seeing only when debugging.
-    logging.getLogger("alembic.runtime.plugins").setLevel(
-        logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     if hasattr(app_or_settings, "config") and hasattr(app_or_settings, "name"):
         # Flask gives app.logger a handler of its own when none is configured yet;
         # it would print an unformatted second copy of every line.

@@ -211,3 +211,17 @@ def test_logging_settings_defaults(tmp_path):
     settings = load_settings({"DESK_LOG_LEVEL": "debug", "DESK_LOG_FORMAT": "JSON"},
                              instance_path=tmp_path)
     assert settings["DESK_LOG_LEVEL"] == "DEBUG" and settings["DESK_LOG_FORMAT"] == "json"
+
+
+def test_chatty_libraries_say_only_warnings(database_url, tmp_path, capsys):
+    create_app(base_config(database_url, tmp_path))
+    logging.getLogger("apscheduler.executors.default").info('Running job "tick"')
+    logging.getLogger("stripe").info("Request to Stripe api url=/v1/customers?email=a@b.c")
+    logging.getLogger("apscheduler.scheduler").warning("job missed its run time")
+    err = capsys.readouterr().err
+    assert "Running job" not in err and "Request to Stripe" not in err
+    assert "job missed its run time" in err
+    create_app({**base_config(database_url, tmp_path), "DESK_LOG_LEVEL": "DEBUG"})
+    logging.getLogger("stripe").info("Request to Stripe api")
+    assert "Request to Stripe api" in capsys.readouterr().err
+    create_app(base_config(database_url, tmp_path))
