@@ -381,6 +381,10 @@ def load_settings(
             "1 needs DESK_TRUSTED_PROXIES: the addresses of your reverse proxies "
             "(e.g. 10.0.0.5,10.0.1.0/24); forwarded headers from anyone else are ignored",
         )
+
+    from app.ops.settings import ops_settings
+
+    settings.update(ops_settings(get))  # logging (DESK_LOG_*) and the web server (DESK_WEB_*)
     return settings
 
 
