@@ -93,7 +93,7 @@ def account():
             else:
                 change_password(current_user, password.new.data)
                 db.session.commit()
-                login_user(current_user)  # keep this session; all others end
+                login_user(current_user._get_current_object())  # keep this session; others end
                 flash("Your password was changed. Other sessions were signed out.", "success")
                 return redirect(url_for("auth.account"), 303)
         return render_template("auth/account.html", profile=profile, password=password), 400
