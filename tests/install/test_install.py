@@ -6,8 +6,9 @@ constraints.txt, into a clean venv outside the source tree; every command then r
 from a directory that is not the source tree and without PYTHONPATH, so nothing is
 imported from the checkout. On a fresh PostgreSQL database (dropped afterwards):
 the migrations, an admin, gunicorn with the shipped config (`-c python:app.gunicorn_conf`,
-`'app:create_app()'`) and `flask desk scheduler`; then /readyz, a sign-in through
-/login, and the sign-in's request id in the logs. Everything is stopped with SIGTERM
+`'app:create_app()'`) and `flask desk scheduler`; then /readyz, /livez and `flask desk
+ready`, the scheduler holding its leader lock, a sign-in through /login, and the
+sign-in's request id in gunicorn's log. Everything is stopped with SIGTERM
 and must exit cleanly.
 """
 
@@ -77,9 +78,9 @@ def test_the_wheel_ships_the_code_templates_static_files_and_migrations(wheel):
         return [p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
 
-    # app/ as it is; templates/, static/ and migrations/ inside it.
-    expected = set(files("app")) | {f"app/{name}" for folder in RESOURCES
-                                    for name in files(folder)}
+    # app/'s modules; all of templates/, static/ and migrations/, inside app/.
+    expected = {name for name in files("app") if name.endswith(".py")}
+    expected |= {f"app/{name}" for folder in RESOURCES for name in files(folder)}
     missing = sorted(expected - names)
     assert not missing, f"missing from the wheel: {missing[:20]}"
     assert "app/templates/base.html" in names
@@ -181,6 +182,10 @@ def test_installed_package_migrates_serves_and_signs_in_on_postgresql(wheel, tmp
         _wait(lambda: _ready(base), "200 from /readyz", procs, logs)
         ready = requests.get(f"{base}/readyz", timeout=10)
         assert ready.json() == {"status": "ready"}
+        live = requests.get(f"{base}/livez", timeout=10)
+        assert (live.status_code, live.text.strip()) == (200, "ok")
+        # The same readiness for the scheduler's container: `flask desk ready` exits 0.
+        run([*flask, "ready"], cwd=rundir, env=env)
         # The scheduler leads: it holds its advisory lock in this database.
         engine = create_engine(database_url)
         try:
