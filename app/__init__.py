@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from app.config import RESOURCE_ROOT, ConfigError, load_settings
+from app.ops.logs import configure_logging
 from app.types import json_dumps
 
 
@@ -42,10 +43,14 @@ def create_app(config: Mapping | None = None) -> Flask:
         LOGIN_THROTTLE_LIMIT=5,
         LOGIN_THROTTLE_WINDOW_MINUTES=15,
         AUDIT_PAGE_SIZE=50,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps},
+        # hide_parameters: a database error's text never carries the statement's values
+        # (customer data, secrets) into a log line or an error report.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "json_serializer": json_dumps,
+                                   "hide_parameters": True},
     )
     if config:
         app.config.update(config)
+    configure_logging(app)  # every process (web, scheduler, CLI) creates the app
 
     from app import web
 

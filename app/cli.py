@@ -177,6 +177,21 @@ def show_config():
         click.echo(_config_line(name, readable))
 
 
+@desk.command("ready")
+@with_appcontext
+def ready_command():
+    """Exit 0 when the database answers and its migrations are at head (the same check
+    as GET /readyz), else 1 with one line saying why: for container health checks."""
+    from app.ops.probes import readiness
+
+    state = readiness()
+    if state.ready:
+        click.echo("ready")
+        return
+    click.echo(f"not ready: {state.detail}", err=True)
+    sys.exit(1)
+
+
 def _mask_url(value):
     if not value:
         return "(not set)"

@@ -242,4 +242,8 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: Path | No
     if trust not in ("0", "1"):
         raise ConfigError("DESK_TRUST_PROXY", "must be 0 or 1")
     settings["DESK_TRUST_PROXY"] = trust == "1"
+
+    from app.ops.settings import ops_settings
+
+    settings.update(ops_settings(get))  # logging (DESK_LOG_*) and the web server (DESK_WEB_*)
     return settings

@@ -153,9 +153,11 @@ def demo_command(port: int, pipedrive_port: int, stripe_port: int, log_dir: Path
             wire_sandboxes(env, instance, port, pipedrive_port)
             run("sync-deals", flask + ["desk", "sync", "deals"], check=False)
             run("rules-defaults", flask + ["desk", "rules", "defaults"], check=False)
+        # The shipped gunicorn settings (app/gunicorn_conf.py), as in production; the
+        # demo's own address and a small worker count on the command line win over them.
         web = start("web", [
-            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--threads", "4", "--access-logfile", "-", "wsgi:app"])
+            sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"])
         if "scheduler" in _desk_commands():
             start("scheduler", flask + ["desk", "scheduler"])
         _wait_until_up(f"http://127.0.0.1:{port}/login", web, "web server")

@@ -138,6 +138,9 @@ EXAMPLES: dict[str, dict] = {
     # Public, authenticated by Pipedrive's signed token: without one, 403.
     "panel.deal": {"method": "GET", "args": {"deal_id": 9001}, "public_expect": 403},
     "panel.organization": {"method": "GET", "args": {"org_id": 1}, "public_expect": 403},
+    # Public health probes (app/ops): the test database is migrated, so both answer 200.
+    "ops.livez": {"method": "GET", "public_expect": 200},
+    "ops.readyz": {"method": "GET", "public_expect": 200},
 }
 
 

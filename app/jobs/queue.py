@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from flask import current_app
@@ -28,6 +29,7 @@ from sqlalchemy import and_, or_, select, update
 from app.extensions import db
 from app.intake.models import SyncRun
 from app.intake.problems import plain_error
+from app.ops.logs import job_run
 from app.types import utcnow
 
 log = logging.getLogger("billing_desk.jobs")
@@ -97,21 +99,27 @@ def execute(job_id: str, run: SyncRun | None = None, trigger: str = "schedule") 
     db.session.commit()
     run_id = run.id
     _THREAD_RUNS[threading.get_ident()] = run_id
-    try:
+    started = time.monotonic()
+    with job_run(run_id):  # every line logged by the job names its run
+        log.info("job %s started (run %s, %s)", job_id, run_id, run.trigger)
         try:
-            RUNNERS[job_id](run)
-            run = db.session.get(SyncRun, run_id)
-            if run.status == "running":
-                run.status = "ok"
-        except Exception as exc:  # noqa: BLE001 - recorded on the run; the scheduler goes on
-            db.session.rollback()
-            log.exception("job %s (run %s) failed", job_id, run_id)
-            run = db.session.get(SyncRun, run_id)
-            run.status, run.error = "failed", plain_error(exc)
-        run.finished_at = utcnow()
-        return _finish(run)
-    finally:
-        _THREAD_RUNS.pop(threading.get_ident(), None)
+            try:
+                RUNNERS[job_id](run)
+                run = db.session.get(SyncRun, run_id)
+                if run.status == "running":
+                    run.status = "ok"
+            except Exception as exc:  # noqa: BLE001 - recorded on the run; the scheduler goes on
+                db.session.rollback()
+                log.exception("job %s (run %s) failed", job_id, run_id)
+                run = db.session.get(SyncRun, run_id)
+                run.status, run.error = "failed", plain_error(exc)
+            run.finished_at = utcnow()
+            run = _finish(run)
+            log.info("job %s ended %s (run %s) in %.1f s", job_id, run.status, run_id,
+                     time.monotonic() - started)
+            return run
+        finally:
+            _THREAD_RUNS.pop(threading.get_ident(), None)
 
 
 def _finish(run: SyncRun) -> SyncRun:

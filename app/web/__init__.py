@@ -22,6 +22,9 @@ def init_app(app: Flask) -> None:
         app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations_dir())),
         render_as_batch=True, compare_type=True,
     )
+    from app import ops
+
+    ops.init_app(app)  # request ids before every other hook (CSRF's, sign-in's); probes
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)

@@ -1,11 +1,8 @@
-"""Default-deny authorization, request ids, security headers and cookie flags."""
+"""Default-deny authorization, security headers and cookie flags (request ids: app.ops)."""
 
 from __future__ import annotations
 
-import re
-import uuid
-
-from flask import Flask, current_app, g, redirect, render_template, request, url_for
+from flask import Flask, current_app, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -14,8 +11,6 @@ from werkzeug.exceptions import UnsupportedMediaType
 from app.auth.permissions import describe
 from app.extensions import login_manager
 from app.web.params import refuse_nul
-
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 CSP = "; ".join(
     [
@@ -106,11 +101,6 @@ def init_app(app: Flask) -> None:
         flash(login_manager.login_message, "info")
         return redirect(target)
 
-    @app.before_request
-    def assign_request_id():
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-
     app.before_request(authorize)
     app.before_request(forms_only)
     app.before_request(refuse_nul)
@@ -139,7 +129,6 @@ def init_app(app: Flask) -> None:
         h["Referrer-Policy"] = "same-origin"
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        h["X-Request-ID"] = g.get("request_id", "")
         if request.is_secure:
             h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         if request.endpoint != "static":
