@@ -153,9 +153,13 @@ def test_installed_package_migrates_serves_and_signs_in_on_postgresql(wheel, tmp
         # gunicorn's control socket (version 25.1+) goes here, not in the home directory.
         "XDG_RUNTIME_DIR": str(tmp_path),
     })
-    # Nothing from the checkout: the package imported is the installed one.
-    where = run([bin_ / "python", "-c", "import app; print(app.__file__)"], cwd=rundir, env=env)
-    assert Path(where.strip()).is_relative_to(venv), where
+    # Nothing from the checkout: the package imported is the installed one, and an
+    # installed desk's default instance folder is ./instance, not inside the venv.
+    where = run([bin_ / "python", "-c", "import app, app.config as c; "
+                 "print(app.__file__, c.RESOURCE_ROOT, c.DEFAULT_INSTANCE, sep='\\n')"],
+                cwd=rundir, env=env).splitlines()
+    assert all(Path(p).is_relative_to(venv) for p in where[:2]), where
+    assert Path(where[2]) == rundir.resolve() / "instance", where
 
     flask = [bin_ / "flask", "--app", "app:create_app", "desk"]
     procs: dict[str, subprocess.Popen] = {}
