@@ -150,9 +150,13 @@ def test_installed_package_migrates_serves_and_signs_in_on_postgresql(wheel, tmp
         "SECRET_KEY": "install-secret-key-" + "x" * 32,
         "DESK_ENCRYPTION_KEY": "aW5zdGFsbC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE=",
         "DESK_INSTANCE_PATH": str(tmp_path / "instance"),
-        # gunicorn's control socket (version 25.1+) goes here, not in the home directory.
+        # An env file of its own (empty): nothing from a .env above the run directory.
+        "DESK_ENV_FILE": str(tmp_path / "desk.env"),
+        # Should a config ever open gunicorn's control socket (25.1+; the shipped one
+        # does not), it is made here, not in the home directory.
         "XDG_RUNTIME_DIR": str(tmp_path),
     })
+    (tmp_path / "desk.env").write_text("")
     # Nothing from the checkout: the package imported is the installed one, and an
     # installed desk's default instance folder is ./instance, not inside the venv.
     where = run([bin_ / "python", "-c", "import app, app.config as c; "
