@@ -1,25 +1,28 @@
 # Billing Desk: two commands set everything up on a fresh machine.
 #   make demo   venv, install, migrate, sandboxes + seed, serve http://127.0.0.1:5000
 #   make test   install (with Chromium), ruff, tests on SQLite and PostgreSQL, browser tests,
-#               and the end-to-end test of the running stack on both databases
+#               the installed wheel's check, and the end-to-end test of the running stack
+#               on both databases
+#   make lock   regenerate constraints.txt (the tested versions) from a clean venv
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PYTEST_UNIT := -m "not browser and not bench and not e2e" -p no:cacheprovider
+PYTEST_UNIT := -m "not browser and not bench and not e2e and not install" -p no:cacheprovider
 
 .PHONY: install chromium postgres demo test lint test-sqlite test-postgres test-units \
-	test-browser test-e2e bench clean
+	test-browser test-e2e test-install lock bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The versions in constraints.txt, the ones tested together (pyproject.toml has the ranges).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Billing Desk needs Python 3.11 or newer"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 # Browser tests drive Debian's Chromium; Playwright never downloads a browser.
@@ -64,12 +67,33 @@ test-e2e: install chromium postgres
 	DESK_TEST_DATABASE=sqlite $(BIN)/pytest -m e2e -p no:cacheprovider tests/e2e
 	DESK_TEST_DATABASE=postgresql $(BIN)/pytest -m e2e -p no:cacheprovider tests/e2e
 
+# Production's install: a wheel, installed (not editable) with constraints.txt into a
+# clean venv outside the checkout, migrated on a new PostgreSQL database, served by
+# gunicorn with the shipped config next to a scheduler; readiness, a sign-in, request ids.
+test-install: install postgres
+	$(BIN)/pytest -m install -p no:cacheprovider tests/install
+
 # The full suite, as CI runs it. Ends with pytest's summary of the end-to-end run.
 test: install chromium postgres
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-units
 	$(MAKE) --no-print-directory test-browser
+	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-e2e
+
+# constraints.txt afresh: the newest versions within pyproject.toml's ranges, as a clean
+# install of .[dev] resolves them (README: Upgrading dependencies). Then run make test.
+lock:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/pip" wheel --quiet --no-deps --wheel-dir "$$tmp/dist" .; \
+	rm -rf build; \
+	"$$tmp/venv/bin/pip" install --quiet "$$(ls "$$tmp"/dist/billing_desk-*.whl)[dev]"; \
+	{ sed -n '/^#/p' constraints.txt; \
+	  "$$tmp/venv/bin/pip" freeze --exclude billing-desk; } > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt
+	@echo "constraints.txt regenerated; now: make test, then commit it with pyproject.toml"
 
 bench: install postgres
 	$(BIN)/pytest -m bench -p no:cacheprovider -s tests/bench

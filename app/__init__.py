@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from app.config import ConfigError, load_settings
+from app.config import RESOURCE_ROOT, ConfigError, load_settings
 from app.ops.logs import configure_logging
 from app.types import json_dumps
 
@@ -26,8 +26,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     """
     app = Flask(
         __name__,
-        template_folder="../templates",
-        static_folder="../static",
+        template_folder=str(RESOURCE_ROOT / "templates"),
+        static_folder=str(RESOURCE_ROOT / "static"),
         instance_relative_config=False,
     )
     testing = bool(config and config.get("TESTING"))

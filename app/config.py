@@ -32,8 +32,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+# templates/, static/ and migrations/ sit at the top of the source tree (an editable install
+# runs from there); a built wheel ships them inside the package (see setup.py).
+PACKAGE_DIR = Path(__file__).resolve().parent
+INSTALLED = (PACKAGE_DIR / "migrations").is_dir()
+RESOURCE_ROOT = PACKAGE_DIR if INSTALLED else PACKAGE_DIR.parent
+# Without DESK_INSTANCE_PATH: instance/ in the source tree, or, for an installed package
+# (never inside site-packages), instance/ in the directory the process was started in.
+DEFAULT_INSTANCE = (Path.cwd() if INSTALLED else PACKAGE_DIR.parent) / "instance"
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # The one rule for Stripe secret and restricted keys (`stripe_key_problem`).

@@ -104,6 +104,6 @@ def init_app(app: Flask) -> None:
 
 
 def _migrations_dir():
-    from app.config import PROJECT_ROOT
+    from app.config import RESOURCE_ROOT
 
-    return PROJECT_ROOT / "migrations"
+    return RESOURCE_ROOT / "migrations"
