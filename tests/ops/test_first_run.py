@@ -25,7 +25,7 @@ def _desk(app, *args: str):
 
 def _ok(result) -> str:
     assert result.exit_code == 0, (result.output, result.exception)
-    return result.output
+    return result.stdout  # log lines go to stderr
 
 
 def _signed_in(app, email: str):

@@ -33,6 +33,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
         "DESK_INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'desk.sqlite3'}",
         "SECRET_KEY": "gunicorn-test-secret-key-" + "x" * 32,
         "DESK_ENCRYPTION_KEY": "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0hISE=",
         "DESK_WEB_WORKERS": "1",

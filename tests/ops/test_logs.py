@@ -201,15 +201,15 @@ def test_configured_once_one_line_per_record(database_url, tmp_path, capsys):
                                              ("DESK_LOG_FORMAT", "xml")])
 def test_bad_logging_settings_name_the_variable(tmp_path, name, value):
     with pytest.raises(ConfigError) as caught:
-        load_settings({name: value}, instance_path=tmp_path)
+        load_settings({name: value}, instance_path=tmp_path, testing=True)
     assert caught.value.name == name
 
 
 def test_logging_settings_defaults(tmp_path):
-    settings = load_settings({}, instance_path=tmp_path)
+    settings = load_settings({}, instance_path=tmp_path, testing=True)
     assert settings["DESK_LOG_LEVEL"] == "INFO" and settings["DESK_LOG_FORMAT"] == "text"
     settings = load_settings({"DESK_LOG_LEVEL": "debug", "DESK_LOG_FORMAT": "JSON"},
-                             instance_path=tmp_path)
+                             instance_path=tmp_path, testing=True)
     assert settings["DESK_LOG_LEVEL"] == "DEBUG" and settings["DESK_LOG_FORMAT"] == "json"
 
 
