@@ -42,6 +42,18 @@ def plain_error(exc: BaseException) -> str:
     return f"{what}; the technical details are in the scheduler's log."
 
 
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed job: a vendor's refusal or outage (not connected, down, refused) in
+    one WARNING line with its plain reason; anything else with its traceback."""
+    from app.pipedrive.client import PipedriveError
+    from app.stripe_api.client import StripeGatewayError
+
+    if isinstance(exc, (PipedriveError, StripeGatewayError)):
+        logger.warning("%s: %s", what, plain_error(exc))
+    else:
+        logger.error("%s", what, exc_info=exc)
+
+
 class Problems:
     """The records one run could not store: each attempt runs in a savepoint, so a
     record that fails is rolled back alone and the run goes on with the next."""

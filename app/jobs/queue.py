@@ -28,7 +28,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from app.extensions import db
 from app.intake.models import SyncRun
-from app.intake.problems import plain_error
+from app.intake.problems import log_failure, plain_error
 from app.ops.logs import job_run
 from app.types import utcnow
 
@@ -110,7 +110,7 @@ def execute(job_id: str, run: SyncRun | None = None, trigger: str = "schedule") 
                     run.status = "ok"
             except Exception as exc:  # noqa: BLE001 - recorded on the run; the scheduler goes on
                 db.session.rollback()
-                log.exception("job %s (run %s) failed", job_id, run_id)
+                log_failure(log, f"job {job_id} (run {run_id}) failed", exc)
                 run = db.session.get(SyncRun, run_id)
                 run.status, run.error = "failed", plain_error(exc)
             run.finished_at = utcnow()

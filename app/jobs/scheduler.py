@@ -46,6 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
+from app.intake.problems import log_failure
 
 log = logging.getLogger("billing_desk.scheduler")
 LEADER_LOCK_KEY = 7_260_311_002
@@ -215,7 +216,7 @@ def run_job(app: Flask, job: Job) -> None:
             job.func()
         except Exception as exc:  # noqa: BLE001 - a failed run must not stop the scheduler
             db.session.rollback()
-            log.exception("job %s failed", job.id)
+            log_failure(log, f"job {job.id} failed", exc)
             _CLEAN.discard(job.id)
             _record_outcome(job.id, exc)
         else:

@@ -58,3 +58,22 @@ def test_a_recorded_job_that_breaks_shows_no_raw_exception_text(app, monkeypatch
         run = queue.execute("mismatches.recompute", trigger="manual")
         assert run.status == "failed"
         assert "Decimal" not in run.error and run.error.startswith("The desk could not read")
+
+
+def test_a_vendor_refusal_is_one_warning_line_and_a_bug_keeps_its_traceback(caplog):
+    import logging
+
+    from app.intake.problems import log_failure
+    from app.stripe_api.client import StripeGatewayError
+
+    logger = logging.getLogger("billing_desk.jobs")
+    caplog.set_level("INFO", logger="billing_desk.jobs")
+    log_failure(logger, "job payments.pull failed",
+                StripeGatewayError("Stripe is not connected: no secret key is set.",
+                                   retryable=False))
+    log_failure(logger, "job sales.rollup failed", KeyError("oops"))
+    warning, error = caplog.records
+    assert warning.levelname == "WARNING" and warning.exc_info is None
+    assert warning.getMessage() == ("job payments.pull failed: Stripe is not connected: "
+                                    "no secret key is set.")
+    assert error.levelname == "ERROR" and error.exc_info is not None
