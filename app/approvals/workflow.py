@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select
 
 from app.approvals.models import ApprovalPolicy, ApprovalThreshold
 from app.audit.models import AuditEntry
-from app.audit.operations import record
+from app.audit.operations import lock_chain, record
 from app.auth.permissions import describe
 from app.extensions import db
 from app.invoices.models import EDITABLE, STATUSES, Invoice
@@ -379,7 +379,9 @@ def content_edited(invoice: Invoice, user) -> Invoice:
 
 
 def load_for_update(invoice_id: int) -> Invoice | None:
-    """The invoice, locked on PostgreSQL until the commit (two approvers at once)."""
+    """The invoice, locked on PostgreSQL until the commit (two approvers at once).
+    The audit chain lock comes first (LOCK ORDER in app.audit.operations)."""
+    lock_chain()
     return db.session.get(Invoice, invoice_id, with_for_update=True)
 
 

@@ -194,6 +194,31 @@ def _head_forgotten(session: Session) -> None:
     session.info.pop(_COMMITTING, None)
 
 
+# Rows that a webhook, a push, a write-back and a person's request all change: a flush
+# that writes one of them takes the audit chain lock first (LOCK ORDER, step 1), so no
+# code path can lock such a row and only then wait for the chain.
+CHAIN_FIRST_TABLES = frozenset({
+    "invoice", "invoice_line", "invoice_discount", "invoice_stripe_state", "push_job",
+    "push_step", "writeback_item", "stripe_event",
+})
+_CHAIN_TX = "audit_chain_locked_in"
+
+
+@event.listens_for(Session, "before_flush")
+def _chain_before_contended_rows(session: Session, _context, _instances) -> None:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if not any(getattr(getattr(o, "__table__", None), "name", None) in CHAIN_FIRST_TABLES
+               for o in changed):
+        return
+    transaction = session.get_transaction()
+    if session.info.get(_CHAIN_TX) is transaction:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
+    session.info[_CHAIN_TX] = transaction
+
+
 def lock_chain() -> None:
     """Take the audit chain lock for the rest of the transaction: first, before any row
     lock (see LOCK ORDER above). A no-op on SQLite, whose write lock plays the part."""

@@ -153,3 +153,27 @@ def test_two_first_stripe_states_of_one_invoice_at_once_make_one_row(pg):
         thread.join(60)
     assert "error" not in out, out.get("error")
     assert out["value"] == 2
+
+
+def test_writing_an_invoice_row_takes_the_audit_chain_lock_first(pg):
+    """LOCK ORDER step 1 holds on every path: a flush that writes an invoice row takes
+    the chain lock before the row's (an edit that flushed before recording its audit
+    entry used to hold the row and then wait for the chain)."""
+    from tests.approvals.conftest import new_invoice
+
+    mine = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND granted")
+    with pg.app_context():
+        invoice_id = new_invoice().id
+        db.session.commit()
+        assert db.session.execute(mine).scalar() == 0
+        db.session.get(Invoice, invoice_id).memo = "changed"
+        db.session.flush()
+        assert db.session.execute(mine).scalar() == 1
+        db.session.rollback()
+        assert db.session.execute(mine).scalar() == 0
+        from app.approvals.workflow import load_for_update
+
+        load_for_update(invoice_id)
+        assert db.session.execute(mine).scalar() == 1
+        db.session.rollback()
