@@ -161,12 +161,15 @@ def _instance_secret(instance: Path, filename: str, make) -> str:
     return value
 
 
-def _fernet_key(value: str) -> str:
+def _is_fernet_key(value: str) -> bool:
     try:
-        raw = base64.urlsafe_b64decode(value.encode())
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
     except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+        return False
+
+
+def _fernet_key(value: str) -> str:
+    if not _is_fernet_key(value):
         raise ConfigError(
             "DESK_ENCRYPTION_KEY",
             "must be 32 url-safe base64-encoded bytes "
@@ -185,11 +188,7 @@ def _previous_fernet_keys(value: str | None) -> list[str]:
         part = part.strip()
         if not part:
             continue
-        try:
-            raw = base64.urlsafe_b64decode(part.encode())
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
+        if not _is_fernet_key(part):
             raise ConfigError(
                 "DESK_ENCRYPTION_KEYS_PREVIOUS",
                 f"key number {number} is not 32 url-safe base64-encoded bytes "
