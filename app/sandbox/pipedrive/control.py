@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import Flask, request
 
 from . import jsonutil
-from .api import json_response
+from .responses import json_response
 from .validation import ApiError
 
 
