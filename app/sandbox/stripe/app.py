@@ -18,13 +18,7 @@ from .control import control
 from .errors import StripeError, api_error, rate_limited, unrecognized_url
 from .sandbox import RequestCtx, StripeSandbox
 from .settings import StripeSandboxSettings
-from .validation import (
-    StripeParamError,
-    UnknownEndpoint,
-    decode_form,
-    validate,
-    validate_params,
-)
+from .validation import StripeParamError, UnknownEndpoint, decode_form, validate, validate_params
 
 API_VERSION = "2026-10-28.endive"
 log = logging.getLogger(__name__)
