@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from flask import Flask
 
+from . import pipeline
 from .core import Sandbox
 from .resources import (
     activities,
@@ -21,8 +20,8 @@ from .resources import (
 )
 from .settings import PipedriveSandboxSettings
 
-RESOURCES = (common, deals, deal_products, contacts, products, pipelines, fields, activities,
-             notes, webhooks)
+RESOURCES = (deals, deal_products, contacts, products, pipelines, fields, activities, notes,
+             webhooks)
 
 
 def create_app(settings: PipedriveSandboxSettings | None = None) -> Flask:
@@ -32,12 +31,13 @@ def create_app(settings: PipedriveSandboxSettings | None = None) -> Flask:
     sb = Sandbox(settings)
     app.extensions["pipedrive_sandbox"] = sb
     meta: dict[str, tuple[int, str]] = {}
-    api = SimpleNamespace(app=app, sb=sb, store=sb.store, settings=settings, meta=meta)
+    pipeline.install(app, meta)
     for resource in RESOURCES:
-        resource.register(api)
+        resource.route.register(app, meta)
 
     from .control import register_control
 
-    register_control(app, sb, update_deal=api.update_deal,
-                     update_deal_product=api.update_deal_product, with_custom=api.with_custom)
+    register_control(app, sb, update_deal=deals.update_deal,
+                     update_deal_product=deal_products.update_deal_product,
+                     with_custom=common.with_custom)
     return app

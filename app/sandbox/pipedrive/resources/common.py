@@ -1,15 +1,13 @@
-"""The request pipeline (routing with cost metadata, auth, limits, error shapes) and the
-helpers every resource uses (paging, custom fields, change tracking, webhook emission)."""
+"""What every resource shares: the current sandbox's state (proxies valid inside a request
+to the sandbox app), the JSON body, paging, custom fields, change tracking and webhook
+emission."""
 
 from __future__ import annotations
 
-import time
-
-from flask import g, request
+from flask import current_app, request
+from werkzeug.local import LocalProxy
 
 from .. import jsonutil
-from ..responses import json_response
-from ..settings import COSTS
 from ..validation import (
     ApiError,
     b_date,
@@ -24,278 +22,177 @@ from ..validation import (
     validation_failed,
 )
 
+sb = LocalProxy(lambda: current_app.extensions["pipedrive_sandbox"])
+store = LocalProxy(lambda: current_app.extensions["pipedrive_sandbox"].store)
+settings = LocalProxy(lambda: current_app.extensions["pipedrive_sandbox"].settings)
 
-def register(api) -> None:
-    """Register this module's routes on ``api.app``."""
-    app = api.app
-    sb = api.sb
-    store = api.store
-    settings = api.settings
-    meta = api.meta
-    def route(rule: str, methods: tuple[str, ...], kind: str, *, v1: bool = False):
-        def deco(fn):
-            rules = [f"/v1{rule}", f"/api/v1{rule}"] if v1 else [f"/api/v2{rule}"]
-            for r in rules:
-                app.add_url_rule(r, fn.__name__, fn, methods=list(methods))
-            bucket = "search" if kind == "v2_search" else "general"
-            meta[fn.__name__] = (COSTS[kind], bucket)
-            return fn
-        return deco
 
-    # -- request pipeline -----------------------------------------------
-    def auth() -> tuple[str, str]:
-        token = request.headers.get("x-api-token") or request.args.get("api_token")
-        if token:
-            if token in settings.api_tokens:
-                return token, "api_token"
-            raise ApiError(401, "unauthorized access")
-        header = request.headers.get("Authorization", "")
-        if header.lower().startswith("bearer "):
-            bearer = header[7:].strip()
-            if bearer in settings.oauth_tokens:
-                return bearer, "oauth"
-        raise ApiError(401, "unauthorized access")
+def body_json() -> dict:
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if request.path.startswith("/api/v2/"):
+            raise ApiError(415, "Unsupported Media Type: send a JSON body",
+                           "ERR_UNSUPPORTED_MEDIA_TYPE")
+        return request.form.to_dict()
+    raw = request.get_data()
+    if not raw:
+        return {}
+    try:
+        return jsonutil.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "Invalid JSON in request body", "ERR_INVALID_JSON") from exc
 
-    @app.before_request
-    def _before():
-        g.cost = 0
-        g.rl_headers = {}
-        path = request.path
-        g.is_api = path.startswith(("/api/", "/v1/"))
-        if not g.is_api:
-            return None
-        g.started = time.monotonic()
-        token, kind = auth()
-        cost, bucket = meta.get(request.endpoint or "", (0, "general"))
-        g.rl_headers = sb.limiter.check(token, kind, bucket, cost)
-        g.cost = cost
-        fault = sb.take_fault(path)
-        if fault:
-            status = fault["status"]
-            msg = "Service Unavailable" if status == 503 else "Internal server error"
-            raise ApiError(status, msg, "sandbox_injected_fault")
-        return None
+# -- generic helpers -------------------------------------------------
+def get_or_404(table: str, item_id: int, label: str, allow_deleted: bool = True) -> dict:
+    row = store.t[table].get(item_id)
+    if row is None or (not allow_deleted and row.get("is_deleted")):
+        raise ApiError(404, f"{label} not found", "not_found")
+    return row
 
-    @app.after_request
-    def _after(resp):
-        if getattr(g, "is_api", False):
-            for k, v in g.rl_headers.items():
-                resp.headers.setdefault(k, str(v))
-            entry = {
-                "method": request.method,
-                "path": request.path,
-                "query": {k: v for k, v in request.args.items() if k != "api_token"},
-                "status": resp.status_code,
-                "cost": g.cost if resp.status_code not in (401, 429) else 0,
-                "time": sb.now(),
-                "endpoint": request.endpoint,
-            }
-            with sb.ledger_lock:
-                sb.ledger.append(entry)
-            if request.method != "GET" and resp.status_code < 400 and settings.state_file:
-                store.save()
-        return resp
+def page(rows: list[dict], args: dict, default_sort: str = "id") -> tuple[list, dict]:
+    sort_by = args.get("sort_by", default_sort)
+    direction = args.get("sort_direction", "asc")
+    limit = args.get("limit", 100)
+    cursor = args.get("cursor")
+    desc = direction == "desc"
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        headers = dict(getattr(g, "rl_headers", {}) or {})
-        headers.update(exc.headers)
-        if exc.status in (401, 429):
-            g.cost = 0
-        return json_response(exc.body(), exc.status, headers)
+    def key(r):
+        v = r.get(sort_by)
+        return ("" if v is None else v, r["id"])
 
-    @app.errorhandler(404)
-    def _not_found(exc):
-        if request.path.startswith(("/api/", "/v1/")):
-            return json_response(ApiError(404, "Not found", "not_found").body(), 404)
-        return json_response({"error": "not found"}, 404)
-
-    @app.errorhandler(405)
-    def _method(exc):
-        return json_response(ApiError(405, "Method not allowed").body(), 405)
-
-    @app.errorhandler(500)
-    def _internal(exc):
-        return json_response(ApiError(500, "Internal server error").body(), 500)
-
-    def body_json() -> dict:
-        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            if request.path.startswith("/api/v2/"):
-                raise ApiError(415, "Unsupported Media Type: send a JSON body",
-                               "ERR_UNSUPPORTED_MEDIA_TYPE")
-            return request.form.to_dict()
-        raw = request.get_data()
-        if not raw:
-            return {}
+    if cursor is not None:
+        if cursor.get("s") != sort_by or cursor.get("d") != direction:
+            raise validation_failed([("cursor", "Invalid cursor.")])
+        last = (cursor.get("v") if cursor.get("v") is not None else "", cursor["i"])
         try:
-            return jsonutil.loads(raw)
-        except ValueError as exc:
-            raise ApiError(400, "Invalid JSON in request body", "ERR_INVALID_JSON") from exc
+            rows = [r for r in rows if (key(r) < last if desc else key(r) > last)]
+        except TypeError as exc:
+            raise validation_failed([("cursor", "Invalid cursor.")]) from exc
+    rows.sort(key=key, reverse=desc)
+    chunk = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        tail = chunk[-1]
+        next_cursor = make_cursor({"s": sort_by, "d": direction,
+                                   "v": tail.get(sort_by), "i": tail["id"]})
+    return chunk, {"next_cursor": next_cursor}
 
-    # -- generic helpers -------------------------------------------------
-    def get_or_404(table: str, item_id: int, label: str, allow_deleted: bool = True) -> dict:
-        row = store.t[table].get(item_id)
-        if row is None or (not allow_deleted and row.get("is_deleted")):
-            raise ApiError(404, f"{label} not found", "not_found")
-        return row
+def list_spec(sorts=("id", "update_time", "add_time"), **extra) -> dict:
+    spec = {"cursor": q_cursor, "limit": q_int(1, 500),
+            "sort_by": q_enum(*sorts), "sort_direction": q_enum("asc", "desc")}
+    spec.update(extra)
+    return spec
 
-    def page(rows: list[dict], args: dict, default_sort: str = "id") -> tuple[list, dict]:
-        sort_by = args.get("sort_by", default_sort)
-        direction = args.get("sort_direction", "asc")
-        limit = args.get("limit", 100)
-        cursor = args.get("cursor")
-        desc = direction == "desc"
-
-        def key(r):
-            v = r.get(sort_by)
-            return ("" if v is None else v, r["id"])
-
-        if cursor is not None:
-            if cursor.get("s") != sort_by or cursor.get("d") != direction:
-                raise validation_failed([("cursor", "Invalid cursor.")])
-            last = (cursor.get("v") if cursor.get("v") is not None else "", cursor["i"])
-            try:
-                rows = [r for r in rows if (key(r) < last if desc else key(r) > last)]
-            except TypeError as exc:
-                raise validation_failed([("cursor", "Invalid cursor.")]) from exc
-        rows.sort(key=key, reverse=desc)
-        chunk = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            tail = chunk[-1]
-            next_cursor = make_cursor({"s": sort_by, "d": direction,
-                                       "v": tail.get(sort_by), "i": tail["id"]})
-        return chunk, {"next_cursor": next_cursor}
-
-    def list_spec(sorts=("id", "update_time", "add_time"), **extra) -> dict:
-        spec = {"cursor": q_cursor, "limit": q_int(1, 500),
-                "sort_by": q_enum(*sorts), "sort_direction": q_enum("asc", "desc")}
-        spec.update(extra)
-        return spec
-
-    def custom_fields_param(entity: str, raw: str | None) -> list[str] | None:
-        if raw is None:
-            return None
-        keys = [k.strip() for k in raw.split(",") if k.strip()]
-        if len(keys) > 15:
-            raise validation_failed([("custom_fields", "A maximum of 15 keys is allowed.")])
-        return keys
-
-    def with_custom(entity: str, row: dict, only: list[str] | None = None) -> dict:
-        out = dict(row)
-        values = row.get("custom_fields") or {}
-        codes = store.custom_field_codes(entity)
-        if only is not None:
-            codes = [c for c in codes if c in only]
-        out["custom_fields"] = {c: values.get(c) for c in codes}
-        return out
-
-    def typed_custom(entity: str, values: dict) -> dict:
-        out = {}
-        for code in store.custom_field_codes(entity):
-            field = store.fields[entity][code]
-            v = values.get(code)
-            if v is None:
-                out[code] = None
-            elif field["field_type"] == "monetary":
-                out[code] = {"type": "monetary", "value": v.get("value"),
-                             "currency": v.get("currency")}
-            elif field["field_type"] == "enum":
-                out[code] = {"type": "enum", "id": v}
-            elif field["field_type"] == "set":
-                out[code] = {"type": "set", "values": [{"id": x} for x in v]}
-            else:
-                out[code] = {"type": field["field_type"], "value": v}
-        return out
-
-    def hook_data(entity: str, row: dict) -> dict:
-        data = dict(row)
-        if "custom_fields" in data:
-            data["custom_fields"] = typed_custom(entity, row.get("custom_fields") or {})
-        return data
-
-    def validate_custom(entity: str, values) -> dict:
-        if not isinstance(values, dict):
-            raise ValueError("This value should be of type object.")
-        out = {}
-        for code, v in values.items():
-            field = store.fields[entity].get(code)
-            if field is None or not field["is_custom_field"]:
-                raise ValueError(f"Parameter '{code}' is not allowed for this request")
-            if v is None:
-                out[code] = None
-                continue
-            ft = field["field_type"]
-            if ft in ("varchar", "varchar_auto", "text", "phone", "address", "time"):
-                out[code] = b_str()(v)
-            elif ft == "double":
-                out[code] = b_num(v)
-            elif ft == "date":
-                out[code] = b_date(v)
-            elif ft == "monetary":
-                if not isinstance(v, dict) or "value" not in v:
-                    raise ValueError(f"{code}: monetary value needs 'value' and 'currency'")
-                out[code] = {"value": b_num(v["value"]),
-                             "currency": b_str()(v.get("currency", "EUR"))}
-            elif ft == "enum":
-                ids = {o["id"] for o in field["options"] or []}
-                if b_int(v) not in ids:
-                    raise ValueError(f"{code}: option {v} does not exist")
-                out[code] = v
-            elif ft == "set":
-                ids = {o["id"] for o in field["options"] or []}
-                if any(x not in ids for x in b_int_list(v)):
-                    raise ValueError(f"{code}: unknown option")
-                out[code] = v
-            else:
-                out[code] = b_int(v)
-        return out
-
-    def apply_changes(row: dict, changes: dict, now: str) -> dict | None:
-        """Write changes; return previous values of changed fields, or None."""
-        previous: dict = {}
-        for key, value in changes.items():
-            if key == "custom_fields":
-                cf = row.setdefault("custom_fields", {})
-                prev_cf = {}
-                for code, v in value.items():
-                    if cf.get(code) != v:
-                        prev_cf[code] = cf.get(code)
-                        cf[code] = v
-                if prev_cf:
-                    previous["custom_fields"] = prev_cf
-            elif row.get(key) != value:
-                previous[key] = row.get(key)
-                row[key] = value
-        if previous:
-            previous["update_time"] = row["update_time"]
-            row["update_time"] = now
-            return previous
+def custom_fields_param(entity: str, raw: str | None) -> list[str] | None:
+    if raw is None:
         return None
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if len(keys) > 15:
+        raise validation_failed([("custom_fields", "A maximum of 15 keys is allowed.")])
+    return keys
 
-    def emit(action, entity, row, previous, source="api"):
-        data = hook_data(entity, row) if row is not None else None
-        if previous is not None and "custom_fields" in previous:
-            previous = dict(previous)
-            prev_cf = previous["custom_fields"]
-            typed = typed_custom(entity, prev_cf)
-            previous["custom_fields"] = {k: typed[k] for k in prev_cf if k in typed}
-        sb.webhooks.emit(action=action, entity=entity, entity_id=row["id"], data=data,
-                         previous=previous, change_source=source)
+def with_custom(entity: str, row: dict, only: list[str] | None = None) -> dict:
+    out = dict(row)
+    values = row.get("custom_fields") or {}
+    codes = store.custom_field_codes(entity)
+    if only is not None:
+        codes = [c for c in codes if c in only]
+    out["custom_fields"] = {c: values.get(c) for c in codes}
+    return out
 
-    def check_ref(table: str, value, name: str, problems: list) -> None:
-        if value is not None and value not in store.t[table]:
-            problems.append((name, f"{name.replace('_id', '').capitalize()} with id {value} "
-                                   "does not exist."))
+def typed_custom(entity: str, values: dict) -> dict:
+    out = {}
+    for code in store.custom_field_codes(entity):
+        field = store.fields[entity][code]
+        v = values.get(code)
+        if v is None:
+            out[code] = None
+        elif field["field_type"] == "monetary":
+            out[code] = {"type": "monetary", "value": v.get("value"),
+                         "currency": v.get("currency")}
+        elif field["field_type"] == "enum":
+            out[code] = {"type": "enum", "id": v}
+        elif field["field_type"] == "set":
+            out[code] = {"type": "set", "values": [{"id": x} for x in v]}
+        else:
+            out[code] = {"type": field["field_type"], "value": v}
+    return out
 
-    api.route = route
-    api.body_json = body_json
-    api.get_or_404 = get_or_404
-    api.page = page
-    api.list_spec = list_spec
-    api.custom_fields_param = custom_fields_param
-    api.with_custom = with_custom
-    api.validate_custom = validate_custom
-    api.apply_changes = apply_changes
-    api.emit = emit
-    api.check_ref = check_ref
+def hook_data(entity: str, row: dict) -> dict:
+    data = dict(row)
+    if "custom_fields" in data:
+        data["custom_fields"] = typed_custom(entity, row.get("custom_fields") or {})
+    return data
+
+def validate_custom(entity: str, values) -> dict:
+    if not isinstance(values, dict):
+        raise ValueError("This value should be of type object.")
+    out = {}
+    for code, v in values.items():
+        field = store.fields[entity].get(code)
+        if field is None or not field["is_custom_field"]:
+            raise ValueError(f"Parameter '{code}' is not allowed for this request")
+        if v is None:
+            out[code] = None
+            continue
+        ft = field["field_type"]
+        if ft in ("varchar", "varchar_auto", "text", "phone", "address", "time"):
+            out[code] = b_str()(v)
+        elif ft == "double":
+            out[code] = b_num(v)
+        elif ft == "date":
+            out[code] = b_date(v)
+        elif ft == "monetary":
+            if not isinstance(v, dict) or "value" not in v:
+                raise ValueError(f"{code}: monetary value needs 'value' and 'currency'")
+            out[code] = {"value": b_num(v["value"]),
+                         "currency": b_str()(v.get("currency", "EUR"))}
+        elif ft == "enum":
+            ids = {o["id"] for o in field["options"] or []}
+            if b_int(v) not in ids:
+                raise ValueError(f"{code}: option {v} does not exist")
+            out[code] = v
+        elif ft == "set":
+            ids = {o["id"] for o in field["options"] or []}
+            if any(x not in ids for x in b_int_list(v)):
+                raise ValueError(f"{code}: unknown option")
+            out[code] = v
+        else:
+            out[code] = b_int(v)
+    return out
+
+def apply_changes(row: dict, changes: dict, now: str) -> dict | None:
+    """Write changes; return previous values of changed fields, or None."""
+    previous: dict = {}
+    for key, value in changes.items():
+        if key == "custom_fields":
+            cf = row.setdefault("custom_fields", {})
+            prev_cf = {}
+            for code, v in value.items():
+                if cf.get(code) != v:
+                    prev_cf[code] = cf.get(code)
+                    cf[code] = v
+            if prev_cf:
+                previous["custom_fields"] = prev_cf
+        elif row.get(key) != value:
+            previous[key] = row.get(key)
+            row[key] = value
+    if previous:
+        previous["update_time"] = row["update_time"]
+        row["update_time"] = now
+        return previous
+    return None
+
+def emit(action, entity, row, previous, source="api"):
+    data = hook_data(entity, row) if row is not None else None
+    if previous is not None and "custom_fields" in previous:
+        previous = dict(previous)
+        prev_cf = previous["custom_fields"]
+        typed = typed_custom(entity, prev_cf)
+        previous["custom_fields"] = {k: typed[k] for k in prev_cf if k in typed}
+    sb.webhooks.emit(action=action, entity=entity, entity_id=row["id"], data=data,
+                     previous=previous, change_source=source)
+
+def check_ref(table: str, value, name: str, problems: list) -> None:
+    if value is not None and value not in store.t[table]:
+        problems.append((name, f"{name.replace('_id', '').capitalize()} with id {value} "
+                               "does not exist."))
