@@ -74,44 +74,50 @@ def install(app: Flask, meta: dict[str, tuple[int, str]]) -> None:
             raise ApiError(status, msg, "sandbox_injected_fault")
         return None
 
-    @app.after_request
-    def _after(resp):
-        if getattr(g, "is_api", False):
-            for k, v in g.rl_headers.items():
-                resp.headers.setdefault(k, str(v))
-            entry = {
-                "method": request.method,
-                "path": request.path,
-                "query": {k: v for k, v in request.args.items() if k != "api_token"},
-                "status": resp.status_code,
-                "cost": g.cost if resp.status_code not in (401, 429) else 0,
-                "time": sb.now(),
-                "endpoint": request.endpoint,
-            }
-            with sb.ledger_lock:
-                sb.ledger.append(entry)
-            if request.method != "GET" and resp.status_code < 400 and settings.state_file:
-                store.save()
-        return resp
+    app.after_request(_after)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(404, _not_found)
+    app.register_error_handler(405, _method)
+    app.register_error_handler(500, _internal)
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        headers = dict(getattr(g, "rl_headers", {}) or {})
-        headers.update(exc.headers)
-        if exc.status in (401, 429):
-            g.cost = 0
-        return json_response(exc.body(), exc.status, headers)
 
-    @app.errorhandler(404)
-    def _not_found(exc):
-        if request.path.startswith(("/api/", "/v1/")):
-            return json_response(ApiError(404, "Not found", "not_found").body(), 404)
-        return json_response({"error": "not found"}, 404)
+def _after(resp):
+    if getattr(g, "is_api", False):
+        for k, v in g.rl_headers.items():
+            resp.headers.setdefault(k, str(v))
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": {k: v for k, v in request.args.items() if k != "api_token"},
+            "status": resp.status_code,
+            "cost": g.cost if resp.status_code not in (401, 429) else 0,
+            "time": sb.now(),
+            "endpoint": request.endpoint,
+        }
+        with sb.ledger_lock:
+            sb.ledger.append(entry)
+        if request.method != "GET" and resp.status_code < 400 and settings.state_file:
+            store.save()
+    return resp
 
-    @app.errorhandler(405)
-    def _method(exc):
-        return json_response(ApiError(405, "Method not allowed").body(), 405)
 
-    @app.errorhandler(500)
-    def _internal(exc):
-        return json_response(ApiError(500, "Internal server error").body(), 500)
+def _api_error(exc: ApiError):
+    headers = dict(getattr(g, "rl_headers", {}) or {})
+    headers.update(exc.headers)
+    if exc.status in (401, 429):
+        g.cost = 0
+    return json_response(exc.body(), exc.status, headers)
+
+
+def _not_found(exc):
+    if request.path.startswith(("/api/", "/v1/")):
+        return json_response(ApiError(404, "Not found", "not_found").body(), 404)
+    return json_response({"error": "not found"}, 404)
+
+
+def _method(exc):
+    return json_response(ApiError(405, "Method not allowed").body(), 405)
+
+
+def _internal(exc):
+    return json_response(ApiError(500, "Internal server error").body(), 500)
