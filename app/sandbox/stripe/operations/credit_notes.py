@@ -22,90 +22,8 @@ class CreditNotesMixin:
                           "invoice first, or edit the draft.", param="invoice")
         if inv["status"] == "void":
             raise invalid("You can't create a credit note for a void invoice.", param="invoice")
-        cur = inv["currency"]
         cn_id = st.new_id("cn")
-        lines_out: list[dict] = []
-        subtotal = excl_tax = incl_tax = 0
-        tax_acc: dict[tuple[str, str], list[int]] = {}
-        for i, line in enumerate(p.get("lines") or []):
-            pre = f"lines[{i}]"
-            qty = line.get("quantity", 1)
-            rate_ids: list[str]
-            if line["type"] == "invoice_line_item":
-                lid = line.get("invoice_line_item")
-                if not lid:
-                    raise param_missing(f"{pre}[invoice_line_item]")
-                item = next((st.get("invoiceitem", x) for x in inv["_items"]
-                             if st.get("invoiceitem", x)["_line_id"] == lid), None)
-                if item is None:
-                    raise missing("invoice line item", lid, f"{pre}[invoice_line_item]")
-                if "amount" in line:
-                    amount = line["amount"]
-                else:
-                    if item["quantity"] and qty > item["quantity"]:
-                        raise invalid("The quantity to credit exceeds the quantity on the "
-                                      "invoice line.", param=f"{pre}[quantity]")
-                    net = item["net_amount"]
-                    amount = money.round_half_up(Decimal(net) * qty / (item["quantity"] or 1))
-                rate_ids = item["tax_rates"] or inv["default_tax_rates"]
-                desc = item["description"]
-                unit = None
-            else:
-                if "unit_amount" in line:
-                    unit = Decimal(line["unit_amount"])
-                elif "unit_amount_decimal" in line:
-                    unit = money.to_decimal(line["unit_amount_decimal"],
-                                            f"{pre}[unit_amount_decimal]")
-                else:
-                    raise param_missing(f"{pre}[unit_amount]")
-                amount = money.round_half_up(unit * qty)
-                rate_ids = self._tax_rate_ids(line.get("tax_rates"), f"{pre}[tax_rates]")
-                desc = line.get("description")
-                lid = None
-            money.check_amount(amount, cur, f"{pre}[amount]")
-            rates = [st.get("tax_rate", r) for r in rate_ids]
-            taxes = []
-            incl = [r for r in rates if r["inclusive"]]
-            net = amount
-            if incl:
-                pct = sum(Decimal(r["_pct"]) for r in incl)
-                net = money.round_half_up(Decimal(amount) * 100 / (100 + pct))
-                contained, given = amount - net, 0
-                for k, r in enumerate(incl):
-                    amt = contained - given if k == len(incl) - 1 else money.round_half_up(
-                        Decimal(net) * Decimal(r["_pct"]) / 100)
-                    given += amt
-                    taxes.append(tax_entry(amt, "inclusive", r["id"], net))
-                    incl_tax += amt
-            for r in rates:
-                if not r["inclusive"]:
-                    amt = money.round_half_up(Decimal(net) * Decimal(r["_pct"]) / 100)
-                    taxes.append(tax_entry(amt, "exclusive", r["id"], net))
-                    excl_tax += amt
-            for t in taxes:
-                acc = tax_acc.setdefault((t["tax_rate_details"]["tax_rate"], t["tax_behavior"]),
-                                         [0, 0])
-                acc[0] += t["amount"]
-                acc[1] += t["taxable_amount"]
-            subtotal += amount
-            lines_out.append({
-                "id": st.new_id("cnli"),
-                "object": "credit_note_line_item",
-                "amount": amount,
-                "description": desc,
-                "discount_amount": 0,
-                "discount_amounts": [],
-                "invoice_line_item": lid,
-                "livemode": False,
-                "metadata": line.get("metadata") or {},
-                "pretax_credit_amounts": [],
-                "quantity": qty,
-                "tax_rates": [self.render(r) for r in rates],
-                "taxes": taxes,
-                "type": line["type"],
-                "unit_amount": int(unit) if unit is not None else None,
-                "unit_amount_decimal": money.decimal_str(unit) if unit is not None else None,
-            })
+        lines_out, subtotal, excl_tax, incl_tax, tax_acc = self._credit_lines(inv, p)
         if "amount" in p:
             if lines_out:
                 total = subtotal + excl_tax
@@ -113,59 +31,17 @@ class CreditNotesMixin:
                     raise invalid(f"The amount ({p['amount']}) must equal the sum of the credit "
                                   f"note lines ({total}).", param="amount")
             else:
-                money.check_amount(p["amount"], cur, "amount")
+                money.check_amount(p["amount"], inv["currency"], "amount")
                 subtotal = p["amount"]
         if not lines_out and "amount" not in p:
             raise invalid("You must pass either `amount` or `lines` to create a credit note.",
                           param="lines", code="parameter_missing")
         total = subtotal + excl_tax
-        if total <= 0:
-            raise invalid("The credit note total must be greater than 0.", param="amount")
-        credited = sum(st.get("credit_note", c)["total"] for c in inv.get("_credit_notes", [])
-                       if st.get("credit_note", c)["status"] == "issued")
-        creditable = inv["total"] - credited
-        if total > creditable:
-            raise invalid(
-                f"The credit note total ({total}) exceeds the amount of the invoice that can "
-                f"still be credited ({creditable}).", param="amount")
-        # split between pre-payment (reduces what is still owed) and post-payment
-        pre_amt = min(total, inv["amount_remaining"]) if inv["status"] in (
-            "open", "uncollectible") else 0
-        post_amt = total - pre_amt
-        refund_amount = p.get("refund_amount", 0)
-        credit_amount = p.get("credit_amount", 0)
-        oob_amount = p.get("out_of_band_amount", 0)
-        refunds_param = p.get("refunds") or []
-        if refunds_param:
-            refund_amount += sum(r.get("amount_refunded", 0) for r in refunds_param)
-        if post_amt and refund_amount + credit_amount + oob_amount != post_amt:
-            raise invalid(
-                f"The sum of credit amount, refund amount and out of band amount "
-                f"({refund_amount + credit_amount + oob_amount}) must equal the credit note "
-                f"post-payment amount ({post_amt}).", param="refund_amount")
-        if not post_amt and (refund_amount or credit_amount or oob_amount):
-            raise invalid("You can only refund or credit amounts that have been paid; this "
-                          "credit note only reduces the amount due.", param="refund_amount")
+        self._check_creditable(inv, total)
+        pre_amt, post_amt, refund_amount, credit_amount, oob_amount = self._credit_split(
+            inv, p, total)
         before = self.render(inv)
-        refunds_out = []
-        if refund_amount:
-            left = refund_amount
-            for ip_id in inv["_payments"]:
-                ip = st.get("invoice_payment", ip_id)
-                pi = st.get("payment_intent", ip["payment"]["payment_intent"])
-                ch = st.get("charge", pi["latest_charge"])
-                room = ch["amount"] - ch["amount_refunded"]
-                take = min(room, left)
-                if take > 0:
-                    ref = self._refund(ch, take)
-                    refunds_out.append({"amount_refunded": take, "refund": ref["id"],
-                                        "payment_record_refund": None, "type": "refund"})
-                    left -= take
-                if left == 0:
-                    break
-            if left:
-                raise invalid("The refund amount exceeds what was paid on this invoice.",
-                              param="refund_amount")
+        refunds_out = self._credit_refunds(inv, refund_amount) if refund_amount else []
         cust = st.get("customer", inv["customer"])
         if credit_amount and cust:
             cb = self.render(cust)
@@ -178,7 +54,7 @@ class CreditNotesMixin:
             "amount": total,
             "amount_shipping": 0,
             "created": self.now(),
-            "currency": cur,
+            "currency": inv["currency"],
             "customer": inv["customer"],
             "customer_account": None,
             "customer_balance_transaction": st.new_id("cbtxn") if credit_amount else None,
@@ -222,6 +98,139 @@ class CreditNotesMixin:
         self.emit_update("invoice.updated", inv, before)
         return cn
 
+    def _credit_lines(self, inv: dict, p: dict) -> tuple[list[dict], int, int, int, dict]:
+        """The credit note's lines: (lines, subtotal, exclusive tax, inclusive tax, taxes by
+        (rate, behaviour) as [amount, taxable amount])."""
+        st = self.store
+        lines_out: list[dict] = []
+        subtotal = excl_tax = incl_tax = 0
+        tax_acc: dict[tuple[str, str], list[int]] = {}
+        for i, line in enumerate(p.get("lines") or []):
+            pre = f"lines[{i}]"
+            qty = line.get("quantity", 1)
+            amount, rate_ids, desc, unit, lid = self._credit_line_source(inv, line, pre, qty)
+            money.check_amount(amount, inv["currency"], f"{pre}[amount]")
+            rates = [st.get("tax_rate", r) for r in rate_ids]
+            taxes, incl, excl = _line_taxes(amount, rates)
+            incl_tax += incl
+            excl_tax += excl
+            for t in taxes:
+                acc = tax_acc.setdefault((t["tax_rate_details"]["tax_rate"], t["tax_behavior"]),
+                                         [0, 0])
+                acc[0] += t["amount"]
+                acc[1] += t["taxable_amount"]
+            subtotal += amount
+            lines_out.append({
+                "id": st.new_id("cnli"),
+                "object": "credit_note_line_item",
+                "amount": amount,
+                "description": desc,
+                "discount_amount": 0,
+                "discount_amounts": [],
+                "invoice_line_item": lid,
+                "livemode": False,
+                "metadata": line.get("metadata") or {},
+                "pretax_credit_amounts": [],
+                "quantity": qty,
+                "tax_rates": [self.render(r) for r in rates],
+                "taxes": taxes,
+                "type": line["type"],
+                "unit_amount": int(unit) if unit is not None else None,
+                "unit_amount_decimal": money.decimal_str(unit) if unit is not None else None,
+            })
+        return lines_out, subtotal, excl_tax, incl_tax, tax_acc
+
+    def _credit_line_source(self, inv: dict, line: dict, pre: str, qty):
+        """What one credit note line credits: (amount, tax rate ids, description, unit amount,
+        invoice line id), from an invoice line or from a custom line."""
+        st = self.store
+        if line["type"] == "invoice_line_item":
+            lid = line.get("invoice_line_item")
+            if not lid:
+                raise param_missing(f"{pre}[invoice_line_item]")
+            item = next((st.get("invoiceitem", x) for x in inv["_items"]
+                         if st.get("invoiceitem", x)["_line_id"] == lid), None)
+            if item is None:
+                raise missing("invoice line item", lid, f"{pre}[invoice_line_item]")
+            if "amount" in line:
+                amount = line["amount"]
+            else:
+                if item["quantity"] and qty > item["quantity"]:
+                    raise invalid("The quantity to credit exceeds the quantity on the "
+                                  "invoice line.", param=f"{pre}[quantity]")
+                net = item["net_amount"]
+                amount = money.round_half_up(Decimal(net) * qty / (item["quantity"] or 1))
+            return (amount, item["tax_rates"] or inv["default_tax_rates"], item["description"],
+                    None, lid)
+        if "unit_amount" in line:
+            unit = Decimal(line["unit_amount"])
+        elif "unit_amount_decimal" in line:
+            unit = money.to_decimal(line["unit_amount_decimal"], f"{pre}[unit_amount_decimal]")
+        else:
+            raise param_missing(f"{pre}[unit_amount]")
+        amount = money.round_half_up(unit * qty)
+        rate_ids = self._tax_rate_ids(line.get("tax_rates"), f"{pre}[tax_rates]")
+        return amount, rate_ids, line.get("description"), unit, None
+
+    def _check_creditable(self, inv: dict, total: int) -> None:
+        st = self.store
+        if total <= 0:
+            raise invalid("The credit note total must be greater than 0.", param="amount")
+        credited = sum(st.get("credit_note", c)["total"] for c in inv.get("_credit_notes", [])
+                       if st.get("credit_note", c)["status"] == "issued")
+        creditable = inv["total"] - credited
+        if total > creditable:
+            raise invalid(
+                f"The credit note total ({total}) exceeds the amount of the invoice that can "
+                f"still be credited ({creditable}).", param="amount")
+
+    @staticmethod
+    def _credit_split(inv: dict, p: dict, total: int) -> tuple[int, int, int, int, int]:
+        """Split the total between pre-payment (reduces what is still owed) and post-payment,
+        and check the post-payment part is refunded, credited or settled out of band:
+        (pre, post, refund, credit, out of band)."""
+        pre_amt = min(total, inv["amount_remaining"]) if inv["status"] in (
+            "open", "uncollectible") else 0
+        post_amt = total - pre_amt
+        refund_amount = p.get("refund_amount", 0)
+        credit_amount = p.get("credit_amount", 0)
+        oob_amount = p.get("out_of_band_amount", 0)
+        refunds_param = p.get("refunds") or []
+        if refunds_param:
+            refund_amount += sum(r.get("amount_refunded", 0) for r in refunds_param)
+        if post_amt and refund_amount + credit_amount + oob_amount != post_amt:
+            raise invalid(
+                f"The sum of credit amount, refund amount and out of band amount "
+                f"({refund_amount + credit_amount + oob_amount}) must equal the credit note "
+                f"post-payment amount ({post_amt}).", param="refund_amount")
+        if not post_amt and (refund_amount or credit_amount or oob_amount):
+            raise invalid("You can only refund or credit amounts that have been paid; this "
+                          "credit note only reduces the amount due.", param="refund_amount")
+        return pre_amt, post_amt, refund_amount, credit_amount, oob_amount
+
+    def _credit_refunds(self, inv: dict, refund_amount: int) -> list[dict]:
+        """Refund ``refund_amount`` from the invoice's charges, oldest payment first."""
+        st = self.store
+        refunds_out = []
+        left = refund_amount
+        for ip_id in inv["_payments"]:
+            ip = st.get("invoice_payment", ip_id)
+            pi = st.get("payment_intent", ip["payment"]["payment_intent"])
+            ch = st.get("charge", pi["latest_charge"])
+            room = ch["amount"] - ch["amount_refunded"]
+            take = min(room, left)
+            if take > 0:
+                ref = self._refund(ch, take)
+                refunds_out.append({"amount_refunded": take, "refund": ref["id"],
+                                    "payment_record_refund": None, "type": "refund"})
+                left -= take
+            if left == 0:
+                break
+        if left:
+            raise invalid("The refund amount exceeds what was paid on this invoice.",
+                          param="refund_amount")
+        return refunds_out
+
     def void_credit_note(self, cn: dict) -> dict:
         if cn["status"] == "void":
             raise invalid(f"Credit note {cn['id']} is already void.")
@@ -247,3 +256,28 @@ class CreditNotesMixin:
         self.emit("credit_note.voided", cn)
         self.emit_update("invoice.updated", inv, before)
         return cn
+
+
+def _line_taxes(amount: int, rates: list[dict]) -> tuple[list[dict], int, int]:
+    """A credit note line's taxes: (tax entries, inclusive total, exclusive total).
+    Inclusive rates are taken out of ``amount``; the last one takes the rounding rest."""
+    taxes = []
+    incl_tax = excl_tax = 0
+    incl = [r for r in rates if r["inclusive"]]
+    net = amount
+    if incl:
+        pct = sum(Decimal(r["_pct"]) for r in incl)
+        net = money.round_half_up(Decimal(amount) * 100 / (100 + pct))
+        contained, given = amount - net, 0
+        for k, r in enumerate(incl):
+            amt = contained - given if k == len(incl) - 1 else money.round_half_up(
+                Decimal(net) * Decimal(r["_pct"]) / 100)
+            given += amt
+            taxes.append(tax_entry(amt, "inclusive", r["id"], net))
+            incl_tax += amt
+    for r in rates:
+        if not r["inclusive"]:
+            amt = money.round_half_up(Decimal(net) * Decimal(r["_pct"]) / 100)
+            taxes.append(tax_entry(amt, "exclusive", r["id"], net))
+            excl_tax += amt
+    return taxes, incl_tax, excl_tax
