@@ -56,10 +56,21 @@ class PaymentsMixin:
                           f"({inv['amount_remaining']}).", param="amount")
         money.check_amount(amount, inv["currency"], "amount")
         money.check_charge_amount(amount, inv["currency"])
-        st = self.store
         now = self.now()
         before = self.render(inv)
         failed = pm in DECLINE_TOKENS
+        pi = self._new_payment_intent(inv, amount, failed, now)
+        ch = self._new_charge(inv, pi, amount, pm, failed, now)
+        pi["latest_charge"] = ch["id"]
+        inv["attempted"] = True
+        inv["attempt_count"] += 1
+        self.emit("payment_intent.created", pi)
+        if failed:
+            return self._payment_failed(inv, pi, ch, pm, now, before)
+        return self._payment_succeeded(inv, pi, ch, amount, now, before)
+
+    def _new_payment_intent(self, inv: dict, amount: int, failed: bool, now: int) -> dict:
+        st = self.store
         pi_id = st.new_id("pi")
         pi = {
             "id": pi_id,
@@ -106,6 +117,12 @@ class PaymentsMixin:
             "managed_payments": {"enabled": False},
         }
         st.add("payment_intent", pi)
+        return pi
+
+    def _new_charge(self, inv: dict, pi: dict, amount: int, pm: str, failed: bool,
+                    now: int) -> dict:
+        st = self.store
+        pi_id = pi["id"]
         ch_id = st.new_id("ch")
         ch = {
             "id": ch_id,
@@ -162,22 +179,27 @@ class PaymentsMixin:
             "_refunds": [],
         }
         st.add("charge", ch)
-        pi["latest_charge"] = ch_id
-        inv["attempted"] = True
-        inv["attempt_count"] += 1
-        self.emit("payment_intent.created", pi)
-        if failed:
-            pi["last_payment_error"] = {
-                "charge": ch_id, "code": "card_declined", "decline_code": DECLINE_TOKENS[pm],
-                "message": "Your card was declined.", "type": "card_error",
-            }
-            self.emit("charge.failed", ch)
-            self.emit("payment_intent.payment_failed", pi)
-            if inv["collection_method"] == "charge_automatically":
-                inv["next_payment_attempt"] = now + 3 * DAY
-            self.emit("invoice.payment_failed", inv)
-            self.emit_update("invoice.updated", inv, before)
-            return False
+        return ch
+
+    def _payment_failed(self, inv: dict, pi: dict, ch: dict, pm: str, now: int,
+                        before: dict) -> bool:
+        ch_id = ch["id"]
+        pi["last_payment_error"] = {
+            "charge": ch_id, "code": "card_declined", "decline_code": DECLINE_TOKENS[pm],
+            "message": "Your card was declined.", "type": "card_error",
+        }
+        self.emit("charge.failed", ch)
+        self.emit("payment_intent.payment_failed", pi)
+        if inv["collection_method"] == "charge_automatically":
+            inv["next_payment_attempt"] = now + 3 * DAY
+        self.emit("invoice.payment_failed", inv)
+        self.emit_update("invoice.updated", inv, before)
+        return False
+
+    def _payment_succeeded(self, inv: dict, pi: dict, ch: dict, amount: int, now: int,
+                           before: dict) -> bool:
+        st = self.store
+        pi_id = pi["id"]
         ip = {
             "id": st.new_id("inpay"),
             "object": "invoice_payment",
