@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask
 
 from . import pipeline
+from .control import register_control
 from .core import Sandbox
 from .resources import (
     activities,
-    common,
     contacts,
     deal_products,
     deals,
@@ -34,10 +34,5 @@ def create_app(settings: PipedriveSandboxSettings | None = None) -> Flask:
     pipeline.install(app, meta)
     for resource in RESOURCES:
         resource.route.register(app, meta)
-
-    from .control import register_control
-
-    register_control(app, sb, update_deal=deals.update_deal,
-                     update_deal_product=deal_products.update_deal_product,
-                     with_custom=common.with_custom)
+    register_control(app)
     return app
