@@ -21,6 +21,37 @@ class InvoicesMixin:
         cust = self.get("customer", p["customer"], param="customer")
         method = p.get("collection_method", "charge_automatically")
         now = self.now()
+        self._check_due(p, method, now)
+        currency = money.check_currency(p.get("currency", cust["currency"] or "usd"))
+        if cust["currency"] and currency != cust["currency"]:
+            pass  # Stripe allows multi-currency customers for invoices
+        tax_rates = self._tax_rate_ids(p.get("default_tax_rates"), "default_tax_rates")
+        if p.get("pending_invoice_items_behavior") == "include":
+            pass  # handled below: pulls in the customer's pending items
+        inv = self._new_invoice(p, cust, method, currency, tax_rates, now)
+        inv_id = inv["id"]
+        if "due_date" in p:
+            inv["due_date"] = p["due_date"]
+        elif p.get("days_until_due") is not None:
+            inv["due_date"] = now + p["days_until_due"] * DAY
+        inv["discounts"] = self._make_discounts(
+            p.get("discounts"), "discounts", customer=cust["id"], invoice=inv_id,
+            invoice_item=None, currency=currency)
+        st.add("invoice", inv)
+        if p.get("pending_invoice_items_behavior") == "include":
+            for item in st.all("invoiceitem")[::-1]:
+                if (item["customer"] == cust["id"] and item["invoice"] is None
+                        and item["currency"] == currency):
+                    item["invoice"] = inv_id
+                    inv["_items"].append(item["id"])
+        self.recalc(inv)
+        self.emit("invoice.created", inv)
+        return inv
+
+    @staticmethod
+    def _check_due(p: dict, method: str, now: int) -> None:
+        """A send_invoice invoice needs exactly one of days_until_due and a future due_date;
+        a charge_automatically one takes neither."""
         if method == "send_invoice":
             if "days_until_due" not in p and "due_date" not in p:
                 raise invalid(
@@ -37,12 +68,11 @@ class InvoicesMixin:
                           "due_date.", param="due_date")
         if "due_date" in p and p["due_date"] < now:
             raise invalid("The `due_date` must be in the future.", param="due_date")
-        currency = money.check_currency(p.get("currency", cust["currency"] or "usd"))
-        if cust["currency"] and currency != cust["currency"]:
-            pass  # Stripe allows multi-currency customers for invoices
-        tax_rates = self._tax_rate_ids(p.get("default_tax_rates"), "default_tax_rates")
-        if p.get("pending_invoice_items_behavior") == "include":
-            pass  # handled below: pulls in the customer's pending items
+
+    def _new_invoice(self, p: dict, cust: dict, method: str, currency: str,
+                     tax_rates: list[str], now: int) -> dict:
+        """A new draft invoice for ``cust``, with no lines and no due date yet."""
+        st = self.store
         inv_id = st.new_id("in")
         inv = {
             "id": inv_id,
@@ -128,22 +158,6 @@ class InvoicesMixin:
             "_balance_applied": 0,
             "_overdue_sent": False,
         }
-        if "due_date" in p:
-            inv["due_date"] = p["due_date"]
-        elif p.get("days_until_due") is not None:
-            inv["due_date"] = now + p["days_until_due"] * DAY
-        inv["discounts"] = self._make_discounts(
-            p.get("discounts"), "discounts", customer=cust["id"], invoice=inv_id,
-            invoice_item=None, currency=currency)
-        st.add("invoice", inv)
-        if p.get("pending_invoice_items_behavior") == "include":
-            for item in st.all("invoiceitem")[::-1]:
-                if (item["customer"] == cust["id"] and item["invoice"] is None
-                        and item["currency"] == currency):
-                    item["invoice"] = inv_id
-                    inv["_items"].append(item["id"])
-        self.recalc(inv)
-        self.emit("invoice.created", inv)
         return inv
 
     def _tax_rate_ids(self, value, param: str) -> list[str]:
