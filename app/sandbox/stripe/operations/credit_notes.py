@@ -7,7 +7,7 @@ from decimal import Decimal
 from .. import money
 from ..common import ACCOUNT_ID, metadata_update
 from ..errors import invalid, missing, param_missing
-from .totals import tax_entry
+from .totals import line_taxes, tax_entry
 
 
 class CreditNotesMixin:
@@ -111,7 +111,7 @@ class CreditNotesMixin:
             amount, rate_ids, desc, unit, lid = self._credit_line_source(inv, line, pre, qty)
             money.check_amount(amount, inv["currency"], f"{pre}[amount]")
             rates = [st.get("tax_rate", r) for r in rate_ids]
-            taxes, incl, excl = _line_taxes(amount, rates)
+            taxes, incl, excl = line_taxes(amount, rates)
             incl_tax += incl
             excl_tax += excl
             for t in taxes:
@@ -256,28 +256,3 @@ class CreditNotesMixin:
         self.emit("credit_note.voided", cn)
         self.emit_update("invoice.updated", inv, before)
         return cn
-
-
-def _line_taxes(amount: int, rates: list[dict]) -> tuple[list[dict], int, int]:
-    """A credit note line's taxes: (tax entries, inclusive total, exclusive total).
-    Inclusive rates are taken out of ``amount``; the last one takes the rounding rest."""
-    taxes = []
-    incl_tax = excl_tax = 0
-    incl = [r for r in rates if r["inclusive"]]
-    net = amount
-    if incl:
-        pct = sum(Decimal(r["_pct"]) for r in incl)
-        net = money.round_half_up(Decimal(amount) * 100 / (100 + pct))
-        contained, given = amount - net, 0
-        for k, r in enumerate(incl):
-            amt = contained - given if k == len(incl) - 1 else money.round_half_up(
-                Decimal(net) * Decimal(r["_pct"]) / 100)
-            given += amt
-            taxes.append(tax_entry(amt, "inclusive", r["id"], net))
-            incl_tax += amt
-    for r in rates:
-        if not r["inclusive"]:
-            amt = money.round_half_up(Decimal(net) * Decimal(r["_pct"]) / 100)
-            taxes.append(tax_entry(amt, "exclusive", r["id"], net))
-            excl_tax += amt
-    return taxes, incl_tax, excl_tax

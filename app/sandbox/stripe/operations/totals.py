@@ -20,72 +20,18 @@ class TotalsMixin:
         cur = inv["currency"]
         disc_totals: dict[str, int] = {}
         tax_totals: dict[tuple[str, str], list[int]] = {}
-        subtotal = inv_disc_total = excl_tax = incl_tax = 0
-        line_after: list[int] = []
-        line_discounts: list[list[dict]] = []
-        # 1. line-level discounts
-        for item in items:
-            remaining = item["amount"]
-            amounts = []
-            for did in item["discounts"]:
-                off = self._discount_off(did, remaining, cur)
-                remaining -= off
-                amounts.append({"amount": off, "discount": did})
-            line_after.append(remaining)
-            line_discounts.append(amounts)
+        excl_tax = incl_tax = 0
+        line_after, line_discounts = self._line_discounts(items, cur)
         subtotal = sum(line_after)
-        # 2. invoice-level discounts, prorated over discountable lines
-        for did in inv["discounts"]:
-            idx = [i for i, it in enumerate(items) if it["discountable"] and line_after[i] > 0]
-            base = sum(line_after[i] for i in idx)
-            coupon = self._coupon_of(did)
-            if not idx or base <= 0:
-                continue
-            if coupon["percent_off"] is not None:
-                shares = {
-                    i: money.round_half_up(line_after[i] * Decimal(coupon["_pct"]) / 100)
-                    for i in idx
-                }
-            else:
-                total_off = min(coupon["amount_off"], base)
-                shares, given = {}, 0
-                for n, i in enumerate(idx):
-                    if n == len(idx) - 1:
-                        shares[i] = total_off - given
-                    else:
-                        shares[i] = money.round_half_up(Decimal(total_off) * line_after[i] / base)
-                        given += shares[i]
-            for i, off in shares.items():
-                off = min(off, line_after[i])
-                line_after[i] -= off
-                line_discounts[i].append({"amount": off, "discount": did})
-                inv_disc_total += off
-        # 3. taxes per line on the discounted amount
+        self._invoice_discounts(inv, items, line_after, line_discounts)
+        # taxes per line on the discounted amount
         for n, item in enumerate(items):
             taxable = line_after[n]
             rate_ids = item["tax_rates"] or inv["default_tax_rates"]
             rates = [st.get("tax_rate", r) for r in rate_ids]
-            taxes = []
-            incl = [r for r in rates if r["inclusive"]]
-            excl = [r for r in rates if not r["inclusive"]]
-            net = taxable
-            if incl:
-                total_pct = sum(Decimal(r["_pct"]) for r in incl)
-                net = money.round_half_up(Decimal(taxable) * 100 / (100 + total_pct))
-                contained = taxable - net
-                given = 0
-                for k, r in enumerate(incl):
-                    if k == len(incl) - 1:
-                        amt = contained - given
-                    else:
-                        amt = money.round_half_up(Decimal(net) * Decimal(r["_pct"]) / 100)
-                        given += amt
-                    taxes.append(tax_entry(amt, "inclusive", r["id"], net))
-                    incl_tax += amt
-            for r in excl:
-                amt = money.round_half_up(Decimal(net) * Decimal(r["_pct"]) / 100)
-                taxes.append(tax_entry(amt, "exclusive", r["id"], net))
-                excl_tax += amt
+            taxes, incl, excl = line_taxes(taxable, rates)
+            incl_tax += incl
+            excl_tax += excl
             for t in taxes:
                 key = (t["tax_rate_details"]["tax_rate"], t["tax_behavior"])
                 acc = tax_totals.setdefault(key, [0, 0])
@@ -115,6 +61,51 @@ class TotalsMixin:
         inv["_incl_tax"] = incl_tax
         inv["_excl_tax"] = excl_tax
         self._recalc_amounts(inv)
+
+    def _line_discounts(self, items: list[dict],
+                        cur: str) -> tuple[list[int], list[list[dict]]]:
+        """Each line's own discounts, applied in order: (amounts after, discount amounts)."""
+        line_after: list[int] = []
+        line_discounts: list[list[dict]] = []
+        for item in items:
+            remaining = item["amount"]
+            amounts = []
+            for did in item["discounts"]:
+                off = self._discount_off(did, remaining, cur)
+                remaining -= off
+                amounts.append({"amount": off, "discount": did})
+            line_after.append(remaining)
+            line_discounts.append(amounts)
+        return line_after, line_discounts
+
+    def _invoice_discounts(self, inv: dict, items: list[dict], line_after: list[int],
+                           line_discounts: list[list[dict]]) -> None:
+        """Apply the invoice-level discounts, prorated over the discountable lines, to
+        ``line_after`` and ``line_discounts`` in place."""
+        for did in inv["discounts"]:
+            idx = [i for i, it in enumerate(items) if it["discountable"] and line_after[i] > 0]
+            base = sum(line_after[i] for i in idx)
+            coupon = self._coupon_of(did)
+            if not idx or base <= 0:
+                continue
+            if coupon["percent_off"] is not None:
+                shares = {
+                    i: money.round_half_up(line_after[i] * Decimal(coupon["_pct"]) / 100)
+                    for i in idx
+                }
+            else:
+                total_off = min(coupon["amount_off"], base)
+                shares, given = {}, 0
+                for n, i in enumerate(idx):
+                    if n == len(idx) - 1:
+                        shares[i] = total_off - given
+                    else:
+                        shares[i] = money.round_half_up(Decimal(total_off) * line_after[i] / base)
+                        given += shares[i]
+            for i, off in shares.items():
+                off = min(off, line_after[i])
+                line_after[i] -= off
+                line_discounts[i].append({"amount": off, "discount": did})
 
     def _recalc_amounts(self, inv: dict) -> None:
         due = inv["total"] + inv["_balance_applied"] - inv["pre_payment_credit_notes_amount"]
@@ -192,3 +183,28 @@ def tax_entry(amount: int, behavior: str, rate_id: str, taxable: int) -> dict:
         "taxable_amount": taxable,
         "type": "tax_rate_details",
     }
+
+
+def line_taxes(amount: int, rates: list[dict]) -> tuple[list[dict], int, int]:
+    """A line's taxes on ``amount`` (after discounts): (tax entries, inclusive total,
+    exclusive total). Inclusive rates are taken out of ``amount``; the last one takes the rounding rest."""
+    taxes = []
+    incl_tax = excl_tax = 0
+    incl = [r for r in rates if r["inclusive"]]
+    net = amount
+    if incl:
+        pct = sum(Decimal(r["_pct"]) for r in incl)
+        net = money.round_half_up(Decimal(amount) * 100 / (100 + pct))
+        contained, given = amount - net, 0
+        for k, r in enumerate(incl):
+            amt = contained - given if k == len(incl) - 1 else money.round_half_up(
+                Decimal(net) * Decimal(r["_pct"]) / 100)
+            given += amt
+            taxes.append(tax_entry(amt, "inclusive", r["id"], net))
+            incl_tax += amt
+    for r in rates:
+        if not r["inclusive"]:
+            amt = money.round_half_up(Decimal(net) * Decimal(r["_pct"]) / 100)
+            taxes.append(tax_entry(amt, "exclusive", r["id"], net))
+            excl_tax += amt
+    return taxes, incl_tax, excl_tax
