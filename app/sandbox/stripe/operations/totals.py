@@ -187,7 +187,8 @@ def tax_entry(amount: int, behavior: str, rate_id: str, taxable: int) -> dict:
 
 def line_taxes(amount: int, rates: list[dict]) -> tuple[list[dict], int, int]:
     """A line's taxes on ``amount`` (after discounts): (tax entries, inclusive total,
-    exclusive total). Inclusive rates are taken out of ``amount``; the last one takes the rounding rest."""
+    exclusive total). Inclusive rates are taken out of ``amount``; the last one takes the
+    rounding rest."""
     taxes = []
     incl_tax = excl_tax = 0
     incl = [r for r in rates if r["inclusive"]]
