@@ -15,13 +15,12 @@ from stripe._encode import _api_encode
 from app.sandbox.stripe.validation import (
     StripeParamError,
     UnknownEndpoint,
-    _fields,
-    _shape,
     decode_form,
     endpoint_table,
     resolve,
     validate,
 )
+from app.sandbox.stripe.validation.params import _fields, _shape
 
 
 def sdk_encode(params: dict) -> str:

@@ -293,3 +293,10 @@ def parse_body(body: dict, spec: dict, required: tuple[str, ...] = ()) -> dict:
     if problems:
         raise validation_failed(problems)
     return out
+
+
+# Vocabularies the resources validate against.
+BILLING_FREQUENCIES = ("one-time", "weekly", "monthly", "quarterly", "semi-annually", "annually")
+TAX_METHODS = ("exclusive", "inclusive", "none")
+FIELD_TYPES = ("varchar", "varchar_auto", "text", "double", "monetary", "date", "daterange",
+               "time", "timerange", "enum", "set", "user", "org", "people", "phone", "address")

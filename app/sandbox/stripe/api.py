@@ -3,6 +3,7 @@ and returns a Stripe-shaped body (status 200) or ``(status, body)``."""
 
 from __future__ import annotations
 
+from .common import created_match, metadata_update
 from .errors import StripeError, invalid, missing
 
 ROUTES: list[tuple[str, str, object]] = []
@@ -108,8 +109,6 @@ def products_retrieve(sb, p, product):
 
 
 def _simple_update(sb, obj: dict, p: dict, fields: tuple[str, ...], event: str):
-    from .sandbox import _metadata_update
-
     unsupported = sorted(set(p) - set(fields) - {"metadata", "expand"})
     if unsupported:
         raise invalid(f"The Stripe sandbox does not support updating `{unsupported[0]}`.",
@@ -119,7 +118,7 @@ def _simple_update(sb, obj: dict, p: dict, fields: tuple[str, ...], event: str):
         if key in p:
             obj[key] = p[key] if p[key] != "" else None
     if "metadata" in p:
-        obj["metadata"] = _metadata_update(obj["metadata"], p["metadata"])
+        obj["metadata"] = metadata_update(obj["metadata"], p["metadata"])
     if "updated" in obj:
         obj["updated"] = sb.now()
     sb.emit_update(event, obj, before)
@@ -216,9 +215,7 @@ def invoices_list(sb, p):
     items = _filtered(sb, "invoice", p, customer=p.get("customer"), status=p.get("status"),
                       collection_method=p.get("collection_method"))
     if "due_date" in p:
-        from .sandbox import _created_match
-
-        items = [i for i in items if i["due_date"] and _created_match(i["due_date"],
+        items = [i for i in items if i["due_date"] and created_match(i["due_date"],
                                                                       p["due_date"])]
     return sb.list_page(items, p, "/v1/invoices", _expand(p))
 
@@ -303,8 +300,6 @@ def invoiceitems_retrieve(sb, p, invoiceitem):
 
 @route("POST", "/v1/invoiceitems/<invoiceitem>")
 def invoiceitems_update(sb, p, invoiceitem):
-    from .sandbox import _metadata_update
-
     item = sb.get("invoiceitem", invoiceitem)
     inv = sb.store.get("invoice", item["invoice"]) if item["invoice"] else None
     if inv:
@@ -320,7 +315,7 @@ def invoiceitems_update(sb, p, invoiceitem):
     if "description" in p:
         item["description"] = p["description"] or None
     if "metadata" in p:
-        item["metadata"] = _metadata_update(item["metadata"], p["metadata"])
+        item["metadata"] = metadata_update(item["metadata"], p["metadata"])
     if "discountable" in p:
         item["discountable"] = p["discountable"]
     if "tax_rates" in p:
@@ -499,10 +494,8 @@ def webhook_endpoints_update(sb, p, webhook_endpoint):
 
 
 def _update_meta(sb, ep, p):
-    from .sandbox import _metadata_update
-
     if "metadata" in p:
-        ep["metadata"] = _metadata_update(ep["metadata"], p["metadata"])
+        ep["metadata"] = metadata_update(ep["metadata"], p["metadata"])
     return sb.render(ep, _expand(p))
 
 

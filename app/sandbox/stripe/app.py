@@ -18,13 +18,7 @@ from .control import control
 from .errors import StripeError, api_error, rate_limited, unrecognized_url
 from .sandbox import RequestCtx, StripeSandbox
 from .settings import StripeSandboxSettings
-from .validation import (
-    StripeParamError,
-    UnknownEndpoint,
-    decode_form,
-    validate,
-    validate_params,
-)
+from .validation import StripeParamError, UnknownEndpoint, decode_form, validate, validate_params
 
 API_VERSION = "2026-10-28.endive"
 log = logging.getLogger(__name__)
@@ -100,6 +94,60 @@ def _fingerprint(method: str, path: str, params: dict) -> str:
     return json.dumps([method, path, params], sort_keys=True, default=str)
 
 
+def _apply_fault(fault_mode: str) -> bool:
+    """Raise the injected 500/503/429; True when the response is to be lost."""
+    if fault_mode in ("500", "503"):
+        raise api_error(int(fault_mode))
+    if fault_mode == "429":
+        raise rate_limited()
+    return fault_mode == "lose"
+
+
+def _admit(sandbox: StripeSandbox, path: str) -> None:
+    """Authenticate, apply the rate limits (search has its own) and refuse other versions."""
+    key = _authenticate(sandbox)
+    if sandbox.over_rate_limit(key):
+        raise rate_limited()
+    if path.endswith("/search") and sandbox.over_rate_limit(
+            "search:" + key, sandbox.settings.search_rate_limit_per_second):
+        raise rate_limited()
+    version = request.headers.get("Stripe-Version")
+    if version and version != API_VERSION:
+        raise StripeError(
+            f"The Stripe sandbox only speaks API version {API_VERSION}; this request "
+            f"asked for {version}. Real Stripe would answer in that version's shapes, "
+            "which the sandbox cannot reproduce.", saved=False)
+
+
+def _replay_record(sandbox: StripeSandbox, idem_key: str | None, method: str, path: str,
+                   params: dict) -> dict | None:
+    """The saved response for this idempotency key, or None; a key reused for another
+    endpoint or other parameters is refused."""
+    record = None
+    if idem_key:
+        if len(idem_key) > 255:
+            raise StripeError(
+                "Invalid idempotency key: keys must be at most 255 characters.",
+                type="idempotency_error", saved=False)
+        _prune_idempotency(sandbox)
+        record = sandbox.store.idempotency.get(idem_key)
+    if record is not None:
+        if record["endpoint"] != f"{method} {path}":
+            raise StripeError(
+                "Keys for idempotent requests can only be used for the same endpoint "
+                f"they were first used for ('{record['endpoint']}' vs "
+                f"'{method} {path}'). Try using a key other than '{idem_key}' if you "
+                "meant to execute a different request.",
+                type="idempotency_error", saved=False)
+        if record["fingerprint"] != _fingerprint(method, path, params):
+            raise StripeError(
+                "Keys for idempotent requests can only be used with the same "
+                "parameters they were first used with. Try using a key other than "
+                f"'{idem_key}' if you meant to execute a different request.",
+                type="idempotency_error", saved=False)
+    return record
+
+
 def _pipeline(sandbox: StripeSandbox, handler, kwargs: dict) -> Response:
     st = sandbox.store
     method = request.method
@@ -119,49 +167,14 @@ def _pipeline(sandbox: StripeSandbox, handler, kwargs: dict) -> Response:
         try:
             if fault:
                 fault_mode = fault["mode"]
-                if fault_mode in ("500", "503"):
-                    raise api_error(int(fault_mode))
-                if fault_mode == "429":
-                    raise rate_limited()
-                lose = fault_mode == "lose"
-            key = _authenticate(sandbox)
-            if sandbox.over_rate_limit(key):
-                raise rate_limited()
-            if path.endswith("/search") and sandbox.over_rate_limit(
-                    "search:" + key, sandbox.settings.search_rate_limit_per_second):
-                raise rate_limited()
-            version = request.headers.get("Stripe-Version")
-            if version and version != API_VERSION:
-                raise StripeError(
-                    f"The Stripe sandbox only speaks API version {API_VERSION}; this request "
-                    f"asked for {version}. Real Stripe would answer in that version's shapes, "
-                    "which the sandbox cannot reproduce.", saved=False)
+                lose = _apply_fault(fault_mode)
+            _admit(sandbox, path)
             if handler is None:
                 raise unrecognized_url(method, path)
             raw = request.get_data() if method == "POST" else request.query_string
             params = decode_form(raw)
-            record = None
-            if idem_key:
-                if len(idem_key) > 255:
-                    raise StripeError(
-                        "Invalid idempotency key: keys must be at most 255 characters.",
-                        type="idempotency_error", saved=False)
-                _prune_idempotency(sandbox)
-                record = st.idempotency.get(idem_key)
+            record = _replay_record(sandbox, idem_key, method, path, params)
             if record is not None:
-                if record["endpoint"] != f"{method} {path}":
-                    raise StripeError(
-                        "Keys for idempotent requests can only be used for the same endpoint "
-                        f"they were first used for ('{record['endpoint']}' vs "
-                        f"'{method} {path}'). Try using a key other than '{idem_key}' if you "
-                        "meant to execute a different request.",
-                        type="idempotency_error", saved=False)
-                if record["fingerprint"] != _fingerprint(method, path, params):
-                    raise StripeError(
-                        "Keys for idempotent requests can only be used with the same "
-                        "parameters they were first used with. Try using a key other than "
-                        f"'{idem_key}' if you meant to execute a different request.",
-                        type="idempotency_error", saved=False)
                 status, body = record["status"], record["body"]
                 headers["Idempotent-Replayed"] = "true"
                 headers["Original-Request"] = record["request_id"]

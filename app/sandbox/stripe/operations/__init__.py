@@ -1,0 +1,1 @@
+"""The Stripe sandbox's state operations, one mixin of ``StripeSandbox`` per resource."""
