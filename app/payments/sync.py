@@ -126,7 +126,7 @@ def desk_invoice_for(stripe_invoice: dict) -> Invoice | None:
     return None
 
 
-def _state(invoice: Invoice) -> InvoiceStripeState:
+def stripe_state(invoice: Invoice) -> InvoiceStripeState:
     """The invoice's Stripe state row, made on first need. A push finishing and a
     webhook for the same invoice can both get here first: the row is inserted with
     ON CONFLICT DO NOTHING, so the second waits for the first and reads its row."""
@@ -206,7 +206,7 @@ def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
     if invoice is None:
         _maybe_foreign(obj)
         return None
-    st = _state(invoice)
+    st = stripe_state(invoice)
     created = (event or {}).get("created", 0)
     if event and created < (st.last_event_created or 0) and obj.get("_from_payload"):
         return invoice  # an older payload never overwrites newer state
@@ -297,7 +297,7 @@ def apply_invoice_payment(obj: dict) -> Invoice | None:
     if invoice is not None and row.status == "paid" and row.amount > 0 and row.paid_at:
         before = snapshot(invoice)
         invoice.last_payment_at = max(filter(None, [invoice.last_payment_at, row.paid_at]))
-        st = _state(invoice)
+        st = stripe_state(invoice)
         if new:
             # The pull applies a payment before the invoice update that follows it: when
             # the invoice as last applied does not count this payment yet, count it now,
@@ -379,7 +379,7 @@ def apply_dispute(obj: dict, opened: bool) -> Invoice | None:
         return None
     invoice = db.session.get(Invoice, row.invoice_id)
     before = snapshot(invoice)
-    st = _state(invoice)
+    st = stripe_state(invoice)
     st.disputed = opened and obj.get("status") not in ("won", "lost")
     refresh_status(invoice)
     record_change(invoice, before)
@@ -493,7 +493,7 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
         and kind in ("invoice", "charge", "customer")
         and not etype.endswith(".deleted")
     ):
-        obj = _reread(gateway, kind, obj["id"]) or obj
+        obj = reread_object(gateway, kind, obj["id"]) or obj
     else:
         obj = dict(obj, _from_payload=True)
     invoice = None
@@ -504,7 +504,7 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
     elif kind == "invoice_payment":
         invoice = apply_invoice_payment(obj)
         if invoice is not None and gateway is not None and reread:
-            fresh = _reread(gateway, "invoice", obj.get("invoice"))
+            fresh = reread_object(gateway, "invoice", obj.get("invoice"))
             if fresh:
                 apply_invoice(fresh, event=event)
     elif kind == "charge":
@@ -521,7 +521,7 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
         invoice = apply_dispute(obj, opened=etype == "charge.dispute.created")
     elif kind == "credit_note":
         inv_id = obj.get("invoice")
-        fresh = _reread(gateway, "invoice", inv_id) if (gateway and reread) else None
+        fresh = reread_object(gateway, "invoice", inv_id) if (gateway and reread) else None
         # The amounts come with the invoice (its credit note totals are absolute): re-read
         # it for a webhook; the pull applies the invoice.updated event Stripe sends with it.
         invoice = (
@@ -554,7 +554,10 @@ def _invoice_payment_of(gateway: StripeGateway, charge: dict) -> dict | None:
     return _obj(page.data[0]) if page.data else None
 
 
-def _reread(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | None:
+def reread_object(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | None:
+    """Stripe's current copy of one invoice, charge or customer (`kind`) as a plain dict;
+    None when there is no id or Stripe no longer has the object. Other gateway errors
+    propagate."""
     if not object_id:
         return None
     services = {
