@@ -479,9 +479,86 @@ def lock_invoice(stripe_invoice_id: str | None) -> None:
         )
 
 
+Handler = Callable[[dict, dict, "StripeGateway | None", bool], "Invoice | None | bool"]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*kinds: str) -> Callable[[Handler], Handler]:
+    """Register a handler for the events whose object is of one of `kinds` (Stripe's
+    `object` field: invoice, charge, ...). A handler gets (event, obj, gateway, reread)
+    and returns the desk invoice it changed (the CRM is told), None (ignored) or True
+    (processed, nothing to tell). Events of any other kind are stored and ignored."""
+
+    def register(fn: Handler) -> Handler:
+        for kind in kinds:
+            HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+@handles("invoice")
+def _on_invoice(event: dict, obj: dict, gateway, reread: bool):
+    if event.get("type", "") == "invoice.deleted":
+        return None
+    return apply_invoice(obj, event=event)
+
+
+@handles("invoice_payment")
+def _on_invoice_payment(event: dict, obj: dict, gateway, reread: bool):
+    invoice = apply_invoice_payment(obj)
+    if invoice is not None and gateway is not None and reread:
+        fresh = reread_object(gateway, "invoice", obj.get("invoice"))
+        if fresh:
+            apply_invoice(fresh, event=event)
+    return invoice
+
+
+@handles("charge")
+def _on_charge(event: dict, obj: dict, gateway, reread: bool):
+    invoice = apply_charge(obj)
+    if invoice is None and gateway is not None and reread:
+        # The refund came before the payment it refunds (webhooks come in any order):
+        # find that payment in Stripe, then apply the refund to it.
+        payment = _invoice_payment_of(gateway, obj)
+        if payment is not None:
+            lock_invoice(payment.get("invoice"))
+            apply_invoice_payment(payment)
+            invoice = apply_charge(obj)
+    return invoice
+
+
+@handles("dispute")
+def _on_dispute(event: dict, obj: dict, gateway, reread: bool):
+    return apply_dispute(obj, opened=event.get("type", "") == "charge.dispute.created")
+
+
+@handles("credit_note")
+def _on_credit_note(event: dict, obj: dict, gateway, reread: bool):
+    inv_id = obj.get("invoice")
+    fresh = reread_object(gateway, "invoice", inv_id) if (gateway and reread) else None
+    # The amounts come with the invoice (its credit note totals are absolute): re-read
+    # it for a webhook; the pull applies the invoice.updated event Stripe sends with it.
+    invoice = (
+        apply_invoice(fresh, event=event)
+        if fresh
+        else desk_invoice_for({"id": inv_id, "metadata": {}})
+    )
+    if invoice is not None and not fresh and event.get("type", "") == "credit_note.created":
+        _count_credit_note(invoice, obj)
+    return invoice
+
+
+@handles("customer")
+def _on_customer(event: dict, obj: dict, gateway, reread: bool):
+    apply_customer(obj, deleted=event.get("type", "") == "customer.deleted")
+    return True
+
+
 def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -> str:
-    """Apply one event. `reread`: fetch the object fresh (webhooks), else trust the payload
-    (the pull applies only each object's newest event). Returns processed/ignored."""
+    """Apply one event through the handler registered for its object's kind (HANDLERS).
+    `reread`: fetch the object fresh (webhooks), else trust the payload (the pull applies
+    only each object's newest event). Returns processed/ignored."""
     etype = event.get("type", "")
     obj = _obj((event.get("data") or {}).get("object")) or {}
     kind = obj.get("object")
@@ -496,46 +573,12 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
         obj = reread_object(gateway, kind, obj["id"]) or obj
     else:
         obj = dict(obj, _from_payload=True)
-    invoice = None
-    if kind == "invoice":
-        if etype == "invoice.deleted":
-            return "ignored"
-        invoice = apply_invoice(obj, event=event)
-    elif kind == "invoice_payment":
-        invoice = apply_invoice_payment(obj)
-        if invoice is not None and gateway is not None and reread:
-            fresh = reread_object(gateway, "invoice", obj.get("invoice"))
-            if fresh:
-                apply_invoice(fresh, event=event)
-    elif kind == "charge":
-        invoice = apply_charge(obj)
-        if invoice is None and gateway is not None and reread:
-            # The refund came before the payment it refunds (webhooks come in any order):
-            # find that payment in Stripe, then apply the refund to it.
-            payment = _invoice_payment_of(gateway, obj)
-            if payment is not None:
-                lock_invoice(payment.get("invoice"))
-                apply_invoice_payment(payment)
-                invoice = apply_charge(obj)
-    elif kind == "dispute":
-        invoice = apply_dispute(obj, opened=etype == "charge.dispute.created")
-    elif kind == "credit_note":
-        inv_id = obj.get("invoice")
-        fresh = reread_object(gateway, "invoice", inv_id) if (gateway and reread) else None
-        # The amounts come with the invoice (its credit note totals are absolute): re-read
-        # it for a webhook; the pull applies the invoice.updated event Stripe sends with it.
-        invoice = (
-            apply_invoice(fresh, event=event)
-            if fresh
-            else desk_invoice_for({"id": inv_id, "metadata": {}})
-        )
-        if invoice is not None and not fresh and etype == "credit_note.created":
-            _count_credit_note(invoice, obj)
-    elif kind == "customer":
-        apply_customer(obj, deleted=etype == "customer.deleted")
-        return "processed"
-    else:
+    handler = HANDLERS.get(kind)
+    if handler is None:
         return "ignored"
+    invoice = handler(event, obj, gateway, reread)
+    if invoice is True:
+        return "processed"
     if invoice is None:
         return "ignored"
     crm.tell(invoice, event)
