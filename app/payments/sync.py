@@ -693,14 +693,8 @@ def apply_or_quarantine(row: StripeEvent, gateway: StripeGateway | None, *, rere
 # -- the pull -------------------------------------------------------------------------
 
 
-def pull_events(
-    gateway: StripeGateway, run: SyncRun, *, now: Callable[[], dt.datetime] = utcnow
-) -> dict:
-    """One cycle of the Stripe change pull. Commits at the end."""
-    state = db.session.get(SyncState, EVENTS_STATE)
-    started = now()
-    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0, "quarantined": 0}
-    cursor = state.cursor_time if state is not None else None
+def _list_events(gateway: StripeGateway, cursor: dt.datetime | None) -> list[dict]:
+    """Every event Stripe lists since the cursor (less the overlap), newest first."""
     params: dict = {"limit": 100, "types": EVENT_TYPES}
     if cursor is not None:
         params["created"] = {"gte": int(cursor.timestamp()) - OVERLAP}
@@ -716,13 +710,14 @@ def pull_events(
         if not page.get("has_more") or not isinstance(last, str):
             break
         params = dict(params, starting_after=last)
-    counts["events"] = len(events)
-    # Writes from here on, in the documented lock order (app.audit.operations).
-    lock_chain()
-    if state is None:
-        insert_ignore(SyncState, name=EVENTS_STATE)
-        state = db.session.get(SyncState, EVENTS_STATE)
-    # Newest first: keep, per object, its newest event; apply oldest objects first.
+    return events
+
+
+def _sort_events(
+    events: list[dict], started: dt.datetime, counts: dict
+) -> tuple[list[dict], list[dict], set[str]]:
+    """Quarantine the malformed events; of the rest return (listed, fresh: not stored
+    before, chosen: ids of each object's newest fresh event). Events come newest first."""
     newest: dict[str, dict] = {}
     fresh: list[dict] = []
     listed: list[dict] = []
@@ -750,8 +745,11 @@ def pull_events(
         ):
             key = ev["id"]  # each of these is a fact of its own, not just a newer state
         newest.setdefault(key, ev)
-    counts["new"] = len(fresh)
-    chosen = {ev["id"] for ev in newest.values()}
+    return listed, fresh, {ev["id"] for ev in newest.values()}
+
+
+def _store_and_apply(fresh: list[dict], chosen: set[str], counts: dict) -> None:
+    """Store the fresh events oldest first; apply the chosen, mark the rest superseded."""
     for ev in reversed(fresh):
         row = store_event(ev, "pull")
         if row is None:
@@ -763,6 +761,27 @@ def pull_events(
                 counts["quarantined"] += 1
         else:
             row.status, row.processed_at = "superseded", utcnow()
+
+
+def pull_events(
+    gateway: StripeGateway, run: SyncRun, *, now: Callable[[], dt.datetime] = utcnow
+) -> dict:
+    """One cycle of the Stripe change pull. Commits at the end."""
+    state = db.session.get(SyncState, EVENTS_STATE)
+    started = now()
+    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0, "quarantined": 0}
+    cursor = state.cursor_time if state is not None else None
+    events = _list_events(gateway, cursor)
+    counts["events"] = len(events)
+    # Writes from here on, in the documented lock order (app.audit.operations).
+    lock_chain()
+    if state is None:
+        insert_ignore(SyncState, name=EVENTS_STATE)
+        state = db.session.get(SyncState, EVENTS_STATE)
+    # Newest first: keep, per object, its newest event; apply oldest objects first.
+    listed, fresh, chosen = _sort_events(events, started, counts)
+    counts["new"] = len(fresh)
+    _store_and_apply(fresh, chosen, counts)
     newest_created = max((ev["created"] for ev in listed), default=None)
     stripe_now = _dt(newest_created)
     # Stripe keeps events 30 days by its own clock: when the cursor is older than that,
