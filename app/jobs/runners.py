@@ -98,12 +98,12 @@ def writeback_retry(run: SyncRun) -> None:
 @runner("stripe.invoice_refresh")
 def stripe_invoice_refresh(run: SyncRun) -> None:
     from app.invoices.models import Invoice
-    from app.payments.sync import _reread, apply_invoice
+    from app.payments.sync import apply_invoice, reread_object
     from app.stripe_api.factory import stripe_gateway
 
     invoice = db.session.get(Invoice, int(_args(run)["invoice_id"]))
     gateway = stripe_gateway()
-    obj = _reread(gateway, "invoice", invoice.stripe_invoice_id) if invoice else None
+    obj = reread_object(gateway, "invoice", invoice.stripe_invoice_id) if invoice else None
     if obj:
         apply_invoice(obj)
     run.requests = gateway.usage.requests

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.intake.models import BillingRule, PdDeal
 from app.invoices.models import LIVE, Invoice
 from app.money import format_money
-from app.payments.states import label
+from app.payments.states import crm_status
 from app.writeback.mapping import amount_text
 
 # Event types that deserve a note on the deal, and how to phrase them.
@@ -164,8 +164,7 @@ def tell(invoice: Invoice, event: dict) -> None:
         deal.id,
         {
             "fields": {
-                "payment_status": label(invoice.payment_status),
-                "invoice_status": invoice.stripe_status,
+                **crm_status(invoice),
                 "amount_collected": amount_text(totals["collected"], invoice.currency),
                 "amount_outstanding": amount_text(totals["outstanding"], invoice.currency),
                 "last_payment_date": last_paid.date().isoformat() if last_paid else None,

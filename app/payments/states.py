@@ -121,3 +121,13 @@ def label(state: str | None) -> str:
     if state is None:
         return "Not invoiced"
     return PAYMENT_STATES.get(state, state)
+
+
+def crm_status(invoice) -> dict[str, str | None]:
+    """What Pipedrive's deal is told about an invoice's state, decided here only: the
+    Stripe invoice status as Stripe words it, and the desk's payment state by its label.
+    The push writes `invoice_status`; payment updates write both."""
+    return {
+        "payment_status": label(invoice.payment_status),
+        "invoice_status": invoice.stripe_status,
+    }

@@ -126,7 +126,7 @@ def desk_invoice_for(stripe_invoice: dict) -> Invoice | None:
     return None
 
 
-def _state(invoice: Invoice) -> InvoiceStripeState:
+def stripe_state(invoice: Invoice) -> InvoiceStripeState:
     """The invoice's Stripe state row, made on first need. A push finishing and a
     webhook for the same invoice can both get here first: the row is inserted with
     ON CONFLICT DO NOTHING, so the second waits for the first and reads its row."""
@@ -206,7 +206,7 @@ def apply_invoice(obj: dict, *, event: dict | None = None) -> Invoice | None:
     if invoice is None:
         _maybe_foreign(obj)
         return None
-    st = _state(invoice)
+    st = stripe_state(invoice)
     created = (event or {}).get("created", 0)
     if event and created < (st.last_event_created or 0) and obj.get("_from_payload"):
         return invoice  # an older payload never overwrites newer state
@@ -297,7 +297,7 @@ def apply_invoice_payment(obj: dict) -> Invoice | None:
     if invoice is not None and row.status == "paid" and row.amount > 0 and row.paid_at:
         before = snapshot(invoice)
         invoice.last_payment_at = max(filter(None, [invoice.last_payment_at, row.paid_at]))
-        st = _state(invoice)
+        st = stripe_state(invoice)
         if new:
             # The pull applies a payment before the invoice update that follows it: when
             # the invoice as last applied does not count this payment yet, count it now,
@@ -379,7 +379,7 @@ def apply_dispute(obj: dict, opened: bool) -> Invoice | None:
         return None
     invoice = db.session.get(Invoice, row.invoice_id)
     before = snapshot(invoice)
-    st = _state(invoice)
+    st = stripe_state(invoice)
     st.disputed = opened and obj.get("status") not in ("won", "lost")
     refresh_status(invoice)
     record_change(invoice, before)
@@ -479,9 +479,86 @@ def lock_invoice(stripe_invoice_id: str | None) -> None:
         )
 
 
+Handler = Callable[[dict, dict, "StripeGateway | None", bool], "Invoice | None | bool"]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*kinds: str) -> Callable[[Handler], Handler]:
+    """Register a handler for the events whose object is of one of `kinds` (Stripe's
+    `object` field: invoice, charge, ...). A handler gets (event, obj, gateway, reread)
+    and returns the desk invoice it changed (the CRM is told), None (ignored) or True
+    (processed, nothing to tell). Events of any other kind are stored and ignored."""
+
+    def register(fn: Handler) -> Handler:
+        for kind in kinds:
+            HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+@handles("invoice")
+def _on_invoice(event: dict, obj: dict, gateway, reread: bool):
+    if event.get("type", "") == "invoice.deleted":
+        return None
+    return apply_invoice(obj, event=event)
+
+
+@handles("invoice_payment")
+def _on_invoice_payment(event: dict, obj: dict, gateway, reread: bool):
+    invoice = apply_invoice_payment(obj)
+    if invoice is not None and gateway is not None and reread:
+        fresh = reread_object(gateway, "invoice", obj.get("invoice"))
+        if fresh:
+            apply_invoice(fresh, event=event)
+    return invoice
+
+
+@handles("charge")
+def _on_charge(event: dict, obj: dict, gateway, reread: bool):
+    invoice = apply_charge(obj)
+    if invoice is None and gateway is not None and reread:
+        # The refund came before the payment it refunds (webhooks come in any order):
+        # find that payment in Stripe, then apply the refund to it.
+        payment = _invoice_payment_of(gateway, obj)
+        if payment is not None:
+            lock_invoice(payment.get("invoice"))
+            apply_invoice_payment(payment)
+            invoice = apply_charge(obj)
+    return invoice
+
+
+@handles("dispute")
+def _on_dispute(event: dict, obj: dict, gateway, reread: bool):
+    return apply_dispute(obj, opened=event.get("type", "") == "charge.dispute.created")
+
+
+@handles("credit_note")
+def _on_credit_note(event: dict, obj: dict, gateway, reread: bool):
+    inv_id = obj.get("invoice")
+    fresh = reread_object(gateway, "invoice", inv_id) if (gateway and reread) else None
+    # The amounts come with the invoice (its credit note totals are absolute): re-read
+    # it for a webhook; the pull applies the invoice.updated event Stripe sends with it.
+    invoice = (
+        apply_invoice(fresh, event=event)
+        if fresh
+        else desk_invoice_for({"id": inv_id, "metadata": {}})
+    )
+    if invoice is not None and not fresh and event.get("type", "") == "credit_note.created":
+        _count_credit_note(invoice, obj)
+    return invoice
+
+
+@handles("customer")
+def _on_customer(event: dict, obj: dict, gateway, reread: bool):
+    apply_customer(obj, deleted=event.get("type", "") == "customer.deleted")
+    return True
+
+
 def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -> str:
-    """Apply one event. `reread`: fetch the object fresh (webhooks), else trust the payload
-    (the pull applies only each object's newest event). Returns processed/ignored."""
+    """Apply one event through the handler registered for its object's kind (HANDLERS).
+    `reread`: fetch the object fresh (webhooks), else trust the payload (the pull applies
+    only each object's newest event). Returns processed/ignored."""
     etype = event.get("type", "")
     obj = _obj((event.get("data") or {}).get("object")) or {}
     kind = obj.get("object")
@@ -493,49 +570,15 @@ def process_event(event: dict, gateway: StripeGateway | None, *, reread: bool) -
         and kind in ("invoice", "charge", "customer")
         and not etype.endswith(".deleted")
     ):
-        obj = _reread(gateway, kind, obj["id"]) or obj
+        obj = reread_object(gateway, kind, obj["id"]) or obj
     else:
         obj = dict(obj, _from_payload=True)
-    invoice = None
-    if kind == "invoice":
-        if etype == "invoice.deleted":
-            return "ignored"
-        invoice = apply_invoice(obj, event=event)
-    elif kind == "invoice_payment":
-        invoice = apply_invoice_payment(obj)
-        if invoice is not None and gateway is not None and reread:
-            fresh = _reread(gateway, "invoice", obj.get("invoice"))
-            if fresh:
-                apply_invoice(fresh, event=event)
-    elif kind == "charge":
-        invoice = apply_charge(obj)
-        if invoice is None and gateway is not None and reread:
-            # The refund came before the payment it refunds (webhooks come in any order):
-            # find that payment in Stripe, then apply the refund to it.
-            payment = _invoice_payment_of(gateway, obj)
-            if payment is not None:
-                lock_invoice(payment.get("invoice"))
-                apply_invoice_payment(payment)
-                invoice = apply_charge(obj)
-    elif kind == "dispute":
-        invoice = apply_dispute(obj, opened=etype == "charge.dispute.created")
-    elif kind == "credit_note":
-        inv_id = obj.get("invoice")
-        fresh = _reread(gateway, "invoice", inv_id) if (gateway and reread) else None
-        # The amounts come with the invoice (its credit note totals are absolute): re-read
-        # it for a webhook; the pull applies the invoice.updated event Stripe sends with it.
-        invoice = (
-            apply_invoice(fresh, event=event)
-            if fresh
-            else desk_invoice_for({"id": inv_id, "metadata": {}})
-        )
-        if invoice is not None and not fresh and etype == "credit_note.created":
-            _count_credit_note(invoice, obj)
-    elif kind == "customer":
-        apply_customer(obj, deleted=etype == "customer.deleted")
-        return "processed"
-    else:
+    handler = HANDLERS.get(kind)
+    if handler is None:
         return "ignored"
+    invoice = handler(event, obj, gateway, reread)
+    if invoice is True:
+        return "processed"
     if invoice is None:
         return "ignored"
     crm.tell(invoice, event)
@@ -554,7 +597,10 @@ def _invoice_payment_of(gateway: StripeGateway, charge: dict) -> dict | None:
     return _obj(page.data[0]) if page.data else None
 
 
-def _reread(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | None:
+def reread_object(gateway: StripeGateway, kind: str, object_id: str | None) -> dict | None:
+    """Stripe's current copy of one invoice, charge or customer (`kind`) as a plain dict;
+    None when there is no id or Stripe no longer has the object. Other gateway errors
+    propagate."""
     if not object_id:
         return None
     services = {
@@ -647,14 +693,8 @@ def apply_or_quarantine(row: StripeEvent, gateway: StripeGateway | None, *, rere
 # -- the pull -------------------------------------------------------------------------
 
 
-def pull_events(
-    gateway: StripeGateway, run: SyncRun, *, now: Callable[[], dt.datetime] = utcnow
-) -> dict:
-    """One cycle of the Stripe change pull. Commits at the end."""
-    state = db.session.get(SyncState, EVENTS_STATE)
-    started = now()
-    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0, "quarantined": 0}
-    cursor = state.cursor_time if state is not None else None
+def _list_events(gateway: StripeGateway, cursor: dt.datetime | None) -> list[dict]:
+    """Every event Stripe lists since the cursor (less the overlap), newest first."""
     params: dict = {"limit": 100, "types": EVENT_TYPES}
     if cursor is not None:
         params["created"] = {"gte": int(cursor.timestamp()) - OVERLAP}
@@ -670,13 +710,14 @@ def pull_events(
         if not page.get("has_more") or not isinstance(last, str):
             break
         params = dict(params, starting_after=last)
-    counts["events"] = len(events)
-    # Writes from here on, in the documented lock order (app.audit.operations).
-    lock_chain()
-    if state is None:
-        insert_ignore(SyncState, name=EVENTS_STATE)
-        state = db.session.get(SyncState, EVENTS_STATE)
-    # Newest first: keep, per object, its newest event; apply oldest objects first.
+    return events
+
+
+def _sort_events(
+    events: list[dict], started: dt.datetime, counts: dict
+) -> tuple[list[dict], list[dict], set[str]]:
+    """Quarantine the malformed events; of the rest return (listed, fresh: not stored
+    before, chosen: ids of each object's newest fresh event). Events come newest first."""
     newest: dict[str, dict] = {}
     fresh: list[dict] = []
     listed: list[dict] = []
@@ -704,8 +745,11 @@ def pull_events(
         ):
             key = ev["id"]  # each of these is a fact of its own, not just a newer state
         newest.setdefault(key, ev)
-    counts["new"] = len(fresh)
-    chosen = {ev["id"] for ev in newest.values()}
+    return listed, fresh, {ev["id"] for ev in newest.values()}
+
+
+def _store_and_apply(fresh: list[dict], chosen: set[str], counts: dict) -> None:
+    """Store the fresh events oldest first; apply the chosen, mark the rest superseded."""
     for ev in reversed(fresh):
         row = store_event(ev, "pull")
         if row is None:
@@ -717,6 +761,27 @@ def pull_events(
                 counts["quarantined"] += 1
         else:
             row.status, row.processed_at = "superseded", utcnow()
+
+
+def pull_events(
+    gateway: StripeGateway, run: SyncRun, *, now: Callable[[], dt.datetime] = utcnow
+) -> dict:
+    """One cycle of the Stripe change pull. Commits at the end."""
+    state = db.session.get(SyncState, EVENTS_STATE)
+    started = now()
+    counts = {"events": 0, "new": 0, "applied": 0, "fallback_invoices": 0, "quarantined": 0}
+    cursor = state.cursor_time if state is not None else None
+    events = _list_events(gateway, cursor)
+    counts["events"] = len(events)
+    # Writes from here on, in the documented lock order (app.audit.operations).
+    lock_chain()
+    if state is None:
+        insert_ignore(SyncState, name=EVENTS_STATE)
+        state = db.session.get(SyncState, EVENTS_STATE)
+    # Newest first: keep, per object, its newest event; apply oldest objects first.
+    listed, fresh, chosen = _sort_events(events, started, counts)
+    counts["new"] = len(fresh)
+    _store_and_apply(fresh, chosen, counts)
     newest_created = max((ev["created"] for ev in listed), default=None)
     stripe_now = _dt(newest_created)
     # Stripe keeps events 30 days by its own clock: when the cursor is older than that,

@@ -24,6 +24,7 @@ from app.extensions import db
 from app.intake.models import PdOrganization, PdPerson
 from app.invoices.models import Invoice
 from app.money import format_money
+from app.payments.states import crm_status
 from app.pipedrive.client import BudgetExhausted, PipedriveClient, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
@@ -114,7 +115,7 @@ def enqueue_for_pushed_invoice(invoice: Invoice) -> list[WritebackItem]:
         "stripe_customer_id": invoice.stripe_customer_id,
         "stripe_invoice_id": invoice.stripe_invoice_id,
         "invoice_number": invoice.stripe_number,
-        "invoice_status": invoice.stripe_status,
+        "invoice_status": crm_status(invoice)["invoice_status"],
         "amount_invoiced": amount_text(invoice.total, invoice.currency),
         "invoice_url": invoice.hosted_invoice_url,
         "invoice_due_date": due,

@@ -132,18 +132,18 @@ def test_two_first_stripe_states_of_one_invoice_at_once_make_one_row(pg):
     """A push finishing and a webhook for its invoice both make the invoice's Stripe
     state row: the second waits for the first and reads its row (it used to fail with a
     pk_invoice_stripe_state unique violation and leave the push 'failed')."""
-    from app.payments.sync import _state
+    from app.payments.sync import stripe_state
     from tests.approvals.conftest import new_invoice
 
     with pg.app_context():
         invoice_id = new_invoice().id
         db.session.commit()
     with pg.app_context():
-        _state(db.session.get(Invoice, invoice_id)).line_count = 2
+        stripe_state(db.session.get(Invoice, invoice_id)).line_count = 2
         db.session.flush()  # inserted, not committed
 
         def webhook_side():
-            state = _state(db.session.get(Invoice, invoice_id))
+            state = stripe_state(db.session.get(Invoice, invoice_id))
             db.session.commit()
             return state.line_count
 
