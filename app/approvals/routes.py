@@ -25,7 +25,7 @@ from app.auth.permissions import requires
 from app.extensions import db
 from app.invoices.models import Invoice
 from app.money import format_money
-from app.web.layout import has_endpoint, register_nav_count, wants_fragment
+from app.web.layout import register_nav_count, wants_fragment
 from app.web.params import parse_id
 
 bp = Blueprint("approvals", __name__)
@@ -67,10 +67,8 @@ def _fragment() -> bool:
 
 
 def invoice_url(invoice_id: int) -> str:
-    """The invoice page: the editor's when it exists, else the approval review page."""
-    if has_endpoint("invoices.show"):
-        return url_for("invoices.show", invoice_id=invoice_id)
-    return url_for("approvals.review", invoice_id=invoice_id)
+    """The invoice's page (the editor's)."""
+    return url_for("invoices.show", invoice_id=invoice_id)
 
 
 def _back(invoice_id: int) -> str:

@@ -19,6 +19,7 @@ from app.intake.models import PdDeal
 from app.invoices.models import LIVE, Invoice
 from app.money import format_money
 from app.payments.models import ForeignStripeInvoice, InvoiceStripeState, StripeCustomerSeen
+from app.writeback.queries import unsettled_by_deal
 
 RULES = {
     1: "Deal value differs from the invoiced total",
@@ -126,10 +127,6 @@ def rule_2() -> Iterator[Hit]:
 
 
 def rule_3() -> Iterator[Hit]:
-    try:
-        from app.writeback.queries import unsettled_by_deal
-    except ImportError:
-        return
     for deal_id, failed, pending, last_error in unsettled_by_deal():
         if failed:
             yield Hit(
