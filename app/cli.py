@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
 import sys
@@ -11,19 +10,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from app.audit.operations import set_system_actor, verify_chain
+from app.audit.operations import set_cli_actor, set_system_actor, verify_chain
 from app.auth.permissions import ROLES
 from app.extensions import db
 
 desk = AppGroup("desk", help="Billing Desk commands.")
-
-
-def _cli_actor() -> None:
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    set_system_actor(f"cli:{who}")
 
 
 @desk.command("create-user")
@@ -40,7 +31,7 @@ def create_user_command(email, roles, password, name, generate_password):
     """Create a user with one or more roles."""
     from app.auth.operations import create_user
 
-    _cli_actor()
+    set_cli_actor()
     if generate_password:
         password = secrets.token_urlsafe(12)
     elif not password:
@@ -139,7 +130,7 @@ def audit_reseal():
     head problem is understood); refused while the chain itself is broken."""
     from app.audit.operations import reseal
 
-    _cli_actor()
+    set_cli_actor()
     try:
         report = reseal()
         if not report.ok:
@@ -250,7 +241,5 @@ def register_sandbox_commands() -> None:
     desk.add_command(sandbox)
 
 
-try:  # the sandboxes ship with the project but are not needed to serve the desk
-    register_sandbox_commands()
-except ImportError:  # pragma: no cover
-    pass
+# The sandboxes ship with the project; their modules load only when these commands run.
+register_sandbox_commands()

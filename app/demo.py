@@ -158,8 +158,7 @@ def demo_command(port: int, pipedrive_port: int, stripe_port: int, log_dir: Path
         web = start("web", [
             sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
             "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"])
-        if "scheduler" in _desk_commands():
-            start("scheduler", flask + ["desk", "scheduler"])
+        start("scheduler", flask + ["desk", "scheduler"])
         _wait_until_up(f"http://127.0.0.1:{port}/login", web, "web server")
         click.echo("")
         click.echo(f"Billing Desk demo: http://127.0.0.1:{port}")
@@ -215,8 +214,3 @@ def wire_sandboxes(env: dict, instance: Path, port: int,
         whsec_file.write_text(endpoint.secret)
     env.setdefault("STRIPE_WEBHOOK_SECRET", whsec_file.read_text().strip())
 
-
-def _desk_commands() -> set[str]:
-    from app.cli import desk
-
-    return set(desk.commands)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.connections import store
+from app.connections import pipedrive_auth, store
 from app.extensions import db
 from tests.conftest import csrf_token
 from tests.connection_stubs import PipedriveStub, StripeStub, closed_port_url
@@ -141,7 +141,7 @@ def test_oauth_connect_test_and_refresh(app, client, admin, pipedrive):
     html = resp.get_data(as_text=True)
     assert "Connected with Pipedrive over OAuth" in html
     with app.app_context():
-        auth = store.pipedrive_auth()
+        auth = pipedrive_auth.pipedrive_auth()
         assert auth["kind"] == "oauth" and auth["access_token"] in pipedrive.access_tokens
         first_access = auth["access_token"]
         # The token names the company's API domain: calls go there.
@@ -159,7 +159,7 @@ def test_oauth_connect_test_and_refresh(app, client, admin, pipedrive):
         actions = [e.action for e in db.session.execute(select(AuditEntry)).scalars()]
         # The `refresh` callable the desk's client will use also works directly.
         pipedrive.expire_access_tokens()
-        refreshed = store.pipedrive_auth()["refresh"]()
+        refreshed = pipedrive_auth.pipedrive_auth()["refresh"]()
         db.session.commit()
         assert refreshed in pipedrive.access_tokens
     assert "connection.pipedrive_oauth_connected" in actions

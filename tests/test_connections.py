@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.connections import store
+from app.connections import pipedrive_auth, store
 from app.connections.models import Setting
 from app.extensions import db
 from tests.conftest import csrf_token
@@ -151,13 +151,13 @@ def test_effective_knows_only_the_connection_names(app):
 def test_pipedrive_settings_and_auth(app, client, admin):
     with app.app_context():
         with pytest.raises(store.ConnectionNotConfigured, match="No Pipedrive API token"):
-            store.pipedrive_auth()
+            pipedrive_auth.pipedrive_auth()
     resp = _save_pipedrive(client, base_url="acme", api_token=PD_TOKEN)
     assert resp.status_code == 303
     with app.app_context():
         assert store.effective("PIPEDRIVE_BASE_URL") == "https://acme.pipedrive.com"
-        assert store.pipedrive_auth() == {"kind": "token", "token": PD_TOKEN}
-        assert store.pipedrive_headers() == {"x-api-token": PD_TOKEN}
+        assert pipedrive_auth.pipedrive_auth() == {"kind": "token", "token": PD_TOKEN}
+        assert pipedrive_auth.pipedrive_headers() == {"x-api-token": PD_TOKEN}
     page = client.get("/admin/connections/").get_data(as_text=True)
     assert PD_TOKEN not in page and "•••• 4567" in page
     assert 'value="https://acme.pipedrive.com"' in page
@@ -165,13 +165,13 @@ def test_pipedrive_settings_and_auth(app, client, admin):
     _save_pipedrive(client, mode="oauth", base_url="https://acme.pipedrive.com")
     with app.app_context():
         with pytest.raises(store.ConnectionNotConfigured, match="Connect with Pipedrive"):
-            store.pipedrive_auth()
+            pipedrive_auth.pipedrive_auth()
 
 
 def test_environment_only_oauth_token_is_used_headless(app):
     app.config["PIPEDRIVE_OAUTH_ACCESS_TOKEN"] = "env-access-token-0123456789"
     with app.app_context():
-        auth = store.pipedrive_auth()
+        auth = pipedrive_auth.pipedrive_auth()
         assert auth["kind"] == "oauth" and auth["access_token"] == "env-access-token-0123456789"
         assert callable(auth["refresh"])
 

@@ -25,7 +25,7 @@ from app.auth.permissions import requires
 from app.extensions import db
 from app.invoices.models import Invoice
 from app.money import format_money
-from app.web.layout import has_endpoint, register_nav_count, wants_fragment
+from app.web.layout import register_nav_count, wants_fragment
 from app.web.params import parse_id
 
 bp = Blueprint("approvals", __name__)
@@ -61,16 +61,9 @@ def approval_people(ids):
 register_nav_count("approvals.inbox", lambda: workflow.awaiting_count(current_user))
 
 
-def _fragment() -> bool:
-    """An htmx request for a piece of a page (not a boosted link or form)."""
-    return wants_fragment()
-
-
 def invoice_url(invoice_id: int) -> str:
-    """The invoice page: the editor's when it exists, else the approval review page."""
-    if has_endpoint("invoices.show"):
-        return url_for("invoices.show", invoice_id=invoice_id)
-    return url_for("approvals.review", invoice_id=invoice_id)
+    """The invoice's page (the editor's)."""
+    return url_for("invoices.show", invoice_id=invoice_id)
 
 
 def _back(invoice_id: int) -> str:
@@ -101,7 +94,7 @@ def _act(invoice_id: int, action: str):
     else:
         db.session.commit()
         ok, message = True, SUCCESS[action]
-    if not _fragment():
+    if not wants_fragment():
         flash(f"{invoice.number}: {message}", "success" if ok else "error")
         return redirect(_back(invoice.id), 303)
     # On a refusal about the reason or comment, show it under that field, keeping the text.
@@ -205,7 +198,7 @@ def approve_many():
                     "message": "Choose at least one invoice to approve."}]
         status = 400
     context = _inbox_context(results)
-    if _fragment():
+    if wants_fragment():
         return render_template("approvals/_inbox.html", oob_count=True, **context), status
     return render_template("approvals/inbox.html", **context), status
 

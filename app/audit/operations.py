@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import hmac
 import json
@@ -44,6 +45,15 @@ def set_system_actor(label: str | None) -> None:
     """Name the actor for work outside a request (CLI, scheduler job)."""
     global _system_actor
     _system_actor = label
+
+
+def set_cli_actor() -> None:
+    """Name the operator's login (`cli:<user>`) as the actor of a CLI command."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    set_system_actor(f"cli:{who}")
 
 
 def _actor() -> tuple[int | None, str]:

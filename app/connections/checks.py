@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import requests
 import stripe
 
-from app.connections import store
+from app.connections import pipedrive_auth, store
 from app.connections.oauth import OAuthError
 
 TIMEOUT = 15
@@ -42,15 +42,15 @@ def check_pipedrive() -> CheckResult:
         base = store.effective("PIPEDRIVE_BASE_URL")
         if not base:
             return CheckResult(False, "Enter the company domain or base URL first, and save.")
-        auth = store.pipedrive_auth()
+        auth = pipedrive_auth.pipedrive_auth()
     except (store.ConnectionNotConfigured, store.SecretUnreadable) as exc:
         return CheckResult(False, str(exc) + ".")
     base = base.rstrip("/")
     try:
-        resp = _pipedrive_get_me(base, store.pipedrive_headers(auth))
+        resp = _pipedrive_get_me(base, pipedrive_auth.pipedrive_headers(auth))
         if resp.status_code == 401 and auth["kind"] == "oauth":
             # An expired access token: refresh once, then try again.
-            resp = _pipedrive_get_me(base, store.pipedrive_headers(
+            resp = _pipedrive_get_me(base, pipedrive_auth.pipedrive_headers(
                 {"kind": "oauth", "access_token": auth["refresh"]()}
             ))
     except OAuthError as exc:

@@ -66,15 +66,14 @@ def rotate_encryption_key(key_on_command_line, new_key_option, key_file):
     alone, so running it twice is harmless. Nothing changes when any secret
     cannot be read.
     """
-    from app.audit.operations import set_system_actor
-    from app.cli import _cli_actor
+    from app.audit.operations import set_cli_actor, set_system_actor
     from app.connections.store import SecretUnreadable, keys, reencrypt_all
 
     if key_on_command_line is not None or new_key_option is not None:
         raise click.UsageError(ON_COMMAND_LINE)
     target = _read_key_file(key_file) if key_file else keys()[0]
     previous_current = keys()[0]
-    _cli_actor()
+    set_cli_actor()
     try:
         count, already = reencrypt_all(target)
     except SecretUnreadable as exc:

@@ -12,7 +12,6 @@ Helpers flush; the caller commits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
@@ -341,44 +340,3 @@ def oauth_expires_at() -> dt.datetime | None:
         return dt.datetime.fromisoformat(raw)
     except ValueError:
         return None
-
-
-def pipedrive_auth() -> dict:
-    """How to authenticate to Pipedrive right now.
-
-    {"kind": "token", "token": ...}, sent as the `x-api-token` header; or
-    {"kind": "oauth", "access_token": ..., "refresh": callable, "expires_at": ...}:
-    send `Authorization: Bearer <access_token>`; on a 401 (or after
-    expires_at) call `refresh()`, which returns a new access token and saves
-    it (flushed: the caller's transaction commits it).
-
-    Raises ConnectionNotConfigured with the admin's next step when nothing is set.
-    """
-    if pipedrive_mode() == "oauth":
-        access = credential("PIPEDRIVE_OAUTH_ACCESS_TOKEN")
-        if not access:
-            raise ConnectionNotConfigured(
-                "Pipedrive is set to OAuth but not connected yet: an admin must click "
-                "“Connect with Pipedrive” on the Connections page"
-            )
-        from app.connections.oauth import refresh_access_token
-
-        refresh: Callable[[], str] = refresh_access_token
-        return {
-            "kind": "oauth", "access_token": access, "refresh": refresh,
-            "expires_at": oauth_expires_at(),
-        }
-    token = credential("PIPEDRIVE_API_TOKEN")
-    if not token:
-        raise ConnectionNotConfigured(
-            "No Pipedrive API token: an admin must enter one on the Connections page "
-            "(or set PIPEDRIVE_API_TOKEN)"
-        )
-    return {"kind": "token", "token": token}
-
-
-def pipedrive_headers(auth: dict | None = None) -> dict[str, str]:
-    auth = auth or pipedrive_auth()
-    if auth["kind"] == "oauth":
-        return {"Authorization": f"Bearer {auth['access_token']}"}
-    return {"x-api-token": auth["token"]}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from app.approvals.workflow import content_edited
 from app.audit.operations import record
 from app.extensions import db
 from app.invoices.drafting import recompute
 from app.invoices.models import EDITABLE, Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.totals import MAX_STRIPE_LINES
 from app.invoices.validation import PLACEHOLDER_DESCRIPTION
-from app.types import utcnow
 
 LINE_EDIT_FIELDS = (
     "description",
@@ -71,13 +71,6 @@ def check_editable(invoice: Invoice, seen_version) -> None:
 
 def _edited(invoice: Invoice, user) -> None:
     """A content change: bump the version; an approval or submission no longer counts."""
-    try:
-        from app.approvals.workflow import content_edited
-    except ImportError:  # pragma: no cover - before the approvals module lands
-        invoice.version += 1
-        invoice.updated_by_id = getattr(user, "id", None)
-        invoice.updated_at = utcnow()
-        return
     content_edited(invoice, user)
 
 

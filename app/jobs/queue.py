@@ -21,7 +21,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
@@ -29,6 +28,7 @@ from sqlalchemy import and_, func, or_, select, update
 from app.extensions import db
 from app.intake.models import SyncRun
 from app.intake.problems import log_failure, plain_error
+from app.jobs.registry import RUNNERS
 from app.ops.logs import job_run
 from app.types import utcnow
 
@@ -58,18 +58,6 @@ def run_lease() -> dt.timedelta:
 # thread id -> the run that thread is executing (the scheduler's timeout watchdog
 # marks it timed out when it gives up on the thread).
 _THREAD_RUNS: dict[int, int] = {}
-
-# job id -> runner(run): fills run.counts (and requests/tokens); may set run.status.
-RUNNERS: dict[str, Callable[[SyncRun], None]] = {}
-
-
-def runner(job_id: str):
-    def register(fn: Callable[[SyncRun], None]):
-        RUNNERS[job_id] = fn
-        return fn
-
-    return register
-
 
 def request_job(job_id: str, args: dict | None = None) -> SyncRun:
     """Queue a run; a run of the same job and arguments already waiting is reused."""

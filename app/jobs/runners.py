@@ -6,7 +6,7 @@ import logging
 
 from app.extensions import db
 from app.intake.models import SyncRun
-from app.jobs.queue import runner
+from app.jobs.registry import runner
 
 log = logging.getLogger("billing_desk.jobs")
 

@@ -16,13 +16,10 @@ from app.mappings.purposes import ENTITIES, INTAKE, PURPOSES, WRITEBACK, Purpose
 from app.payments.states import PAYMENT_STATES
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
+from app.web.layout import wants_fragment
 from app.web.params import checks_own_text
 
 bp = Blueprint("mappings", __name__, url_prefix="/admin/mappings")
-
-
-def _fragment() -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
 
 
 def _purpose(key: str) -> Purpose:
@@ -50,7 +47,7 @@ def _answer(purpose: Purpose, *, message: str | None = None, errors: dict | None
     """Saved: the component (htmx) or a redirect; refused: the component or the page,
     400, with the message next to the field and what was chosen kept."""
     status = 400 if errors else 200
-    if _fragment():
+    if wants_fragment():
         return render_template(
             "mappings/_purpose.html", m=ops.view(purpose), message=message,
             errors=errors or {}, typed=typed or {}, **_context(),

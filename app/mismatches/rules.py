@@ -19,7 +19,10 @@ from app.intake.models import PdDeal
 from app.invoices.models import LIVE, Invoice
 from app.money import format_money
 from app.payments.models import ForeignStripeInvoice, InvoiceStripeState, StripeCustomerSeen
+from app.writeback.queries import unsettled_by_deal
 
+# Rule ids are stored (mismatch.rule) and stay numbers; the functions below are named
+# for what they check, and each yields Hits carrying its stored id.
 RULES = {
     1: "Deal value differs from the invoiced total",
     2: "Deal changed in Pipedrive after it was invoiced",
@@ -73,7 +76,7 @@ def _m(amount, currency) -> str:
     return format_money(Decimal(amount or 0), currency)
 
 
-def rule_1() -> Iterator[Hit]:
+def deal_value_differs() -> Iterator[Hit]:
     q = (
         select(
             PdDeal.id,
@@ -101,7 +104,7 @@ def rule_1() -> Iterator[Hit]:
             )
 
 
-def rule_2() -> Iterator[Hit]:
+def deal_changed_after_invoicing() -> Iterator[Hit]:
     q = (
         select(Invoice.id, Invoice.deal_id, PdDeal.title, PdDeal.content_hash)
         .join(PdDeal, PdDeal.id == Invoice.deal_id)
@@ -125,11 +128,7 @@ def rule_2() -> Iterator[Hit]:
         )
 
 
-def rule_3() -> Iterator[Hit]:
-    try:
-        from app.writeback.queries import unsettled_by_deal
-    except ImportError:
-        return
+def writeback_unsettled() -> Iterator[Hit]:
     for deal_id, failed, pending, last_error in unsettled_by_deal():
         if failed:
             yield Hit(
@@ -165,7 +164,7 @@ def _other_live_invoice(inv):
     )
 
 
-def rule_4() -> Iterator[Hit]:
+def void_invoice_on_won_deal() -> Iterator[Hit]:
     q = (
         select(Invoice.id, Invoice.deal_id, Invoice.stripe_status, Invoice.stripe_number)
         .join(PdDeal, PdDeal.id == Invoice.deal_id)
@@ -187,7 +186,7 @@ def rule_4() -> Iterator[Hit]:
         )
 
 
-def rule_5() -> Iterator[Hit]:
+def invoice_on_lost_deal() -> Iterator[Hit]:
     q = (
         select(
             Invoice.id, Invoice.deal_id, Invoice.stripe_status, PdDeal.status, Invoice.stripe_number
@@ -209,7 +208,7 @@ def rule_5() -> Iterator[Hit]:
         )
 
 
-def rule_6() -> Iterator[Hit]:
+def collected_below_invoiced() -> Iterator[Hit]:
     q = select(
         Invoice.id,
         Invoice.deal_id,
@@ -248,7 +247,7 @@ def rule_6() -> Iterator[Hit]:
             )
 
 
-def rule_7() -> Iterator[Hit]:
+def currency_differs() -> Iterator[Hit]:
     q = (
         select(Invoice.id, Invoice.deal_id, Invoice.currency, PdDeal.currency)
         .join(PdDeal, PdDeal.id == Invoice.deal_id)
@@ -267,7 +266,7 @@ def rule_7() -> Iterator[Hit]:
         )
 
 
-def rule_8() -> Iterator[Hit]:
+def foreign_stripe_invoice() -> Iterator[Hit]:
     q = select(ForeignStripeInvoice).where(ForeignStripeInvoice.status.not_in(("void", "draft")))
     for f in db.session.execute(q).scalars():
         yield Hit(
@@ -281,7 +280,7 @@ def rule_8() -> Iterator[Hit]:
         )
 
 
-def rule_9() -> Iterator[Hit]:
+def several_live_invoices() -> Iterator[Hit]:
     q = (
         select(Invoice.deal_id, func.count(Invoice.id))
         .where(Invoice.status.in_(LIVE))
@@ -300,7 +299,7 @@ def rule_9() -> Iterator[Hit]:
         )
 
 
-def rule_10() -> Iterator[Hit]:
+def invoice_overdue() -> Iterator[Hit]:
     q = select(
         Invoice.id,
         Invoice.deal_id,
@@ -323,7 +322,7 @@ def rule_10() -> Iterator[Hit]:
         )
 
 
-def rule_11() -> Iterator[Hit]:
+def changed_in_stripe_after_push() -> Iterator[Hit]:
     q = (
         select(
             Invoice.id,
@@ -353,7 +352,7 @@ def rule_11() -> Iterator[Hit]:
         )
 
 
-def rule_12() -> Iterator[Hit]:
+def customer_email_differs() -> Iterator[Hit]:
     q = (
         select(
             Invoice.stripe_customer_id,
@@ -384,7 +383,7 @@ def rule_12() -> Iterator[Hit]:
             )
 
 
-def rule_13() -> Iterator[Hit]:
+def finalized_never_sent() -> Iterator[Hit]:
     """The push stopped after Stripe finalized the invoice: Stripe has an open invoice
     the customer never received, the desk counts it as not pushed, Pipedrive was not
     told. Ways out: app/push/recovery.py."""
@@ -410,7 +409,7 @@ def rule_13() -> Iterator[Hit]:
         )
 
 
-def rule_14() -> Iterator[Hit]:
+def push_failed() -> Iterator[Hit]:
     """A push that failed before finalizing: nothing reached the customer; a draft may
     be left in Stripe. Retry, or edit it and approve it again."""
     q = (
@@ -443,7 +442,7 @@ def _finalize_in_doubt(invoice_id: int) -> bool:
     return current_in_doubt(db.session.get(Invoice, invoice_id)) is not None
 
 
-def rule_15() -> Iterator[Hit]:
+def stray_desk_invoice() -> Iterator[Hit]:
     """A Stripe invoice made by a push of the desk that is not the current push of its
     desk invoice (an earlier version's), finalized there or possibly so (its finalize was
     sent and the answer lost): it may bill the customer a second time. Read it back, then
@@ -487,21 +486,21 @@ def _reason(error: str | None) -> str:
 
 
 ALL_RULES = [
-    rule_1,
-    rule_2,
-    rule_3,
-    rule_4,
-    rule_5,
-    rule_6,
-    rule_7,
-    rule_8,
-    rule_9,
-    rule_10,
-    rule_11,
-    rule_12,
-    rule_13,
-    rule_14,
-    rule_15,
+    deal_value_differs,
+    deal_changed_after_invoicing,
+    writeback_unsettled,
+    void_invoice_on_won_deal,
+    invoice_on_lost_deal,
+    collected_below_invoiced,
+    currency_differs,
+    foreign_stripe_invoice,
+    several_live_invoices,
+    invoice_overdue,
+    changed_in_stripe_after_push,
+    customer_email_differs,
+    finalized_never_sent,
+    push_failed,
+    stray_desk_invoice,
 ]
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.connections.pipedrive_auth import pipedrive_auth
 from app.connections.store import (
     ConnectionNotConfigured,
     SecretUnreadable,
     effective,
-    pipedrive_auth,
 )
 from app.pipedrive.client import PipedriveClient, PipedriveError
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import load_only
 
 from app.extensions import db
 from app.intake.models import PdDeal, PdOrganization, PdPerson, PdPipeline, PdUser
+from app.invoices.queries import drifted_deals_subquery
 from app.money import STRIPE_CURRENCIES
 from app.web.params import parse_pd_id
 
@@ -165,10 +166,6 @@ def _order(cols: tuple, descending: bool) -> list:
 
 def drifted_deal_ids():
     """Deals whose open draft was built from other content (set by the drafting module)."""
-    try:
-        from app.invoices.queries import drifted_deals_subquery
-    except ImportError:
-        return None
     return drifted_deals_subquery()
 
 

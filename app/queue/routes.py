@@ -19,6 +19,7 @@ from app.intake.models import (
 )
 from app.intake.operations import last_sync, request_sync
 from app.intake.sync import dec
+from app.invoices.queries import drifted_among
 from app.queue.query import (
     MARKERS,
     QueueFilters,
@@ -34,10 +35,6 @@ bp = Blueprint("queue", __name__)
 
 
 def _drifted_ids(deal_ids) -> set[int]:
-    try:
-        from app.invoices.queries import drifted_among
-    except ImportError:
-        return set()
     return drifted_among(deal_ids)
 
 

@@ -4,17 +4,21 @@ session). GET only, so no CSRF token; framing allowed for *.pipedrive.com only."
 
 from __future__ import annotations
 
-from flask import Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 
 from app.auth.permissions import public
 from app.extensions import db
 from app.intake.models import PdDeal
 from app.payments.states import label as payment_label
-from app.sales import panel_bp, queries
+from app.sales import queries
 from app.sales.panel_token import PanelTokenError, verify
 from app.types import utcnow
 from app.web.params import parse_pd_id
 from app.web.security import embeddable
+
+# The panel is framed by Pipedrive and authenticated by Pipedrive's signed token,
+# not by the desk session: a blueprint of its own, outside /sales.
+panel_bp = Blueprint("panel", __name__, url_prefix="/panel")
 
 PIPEDRIVE_FRAMES = "https://*.pipedrive.com"
 

@@ -3,18 +3,20 @@ CSV exports. Read-only; amounts and dates only."""
 
 from __future__ import annotations
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from app.auth.permissions import requires
 from app.extensions import db
 from app.intake.models import PdDeal, PdOrganization, PdPipeline, PdUser
 from app.invoices.models import Invoice
-from app.sales import bp, charts, queries, timeline
+from app.sales import charts, queries, timeline
 from app.sales import csv as sales_csv
 from app.sales.filters import PRESETS, SalesFilters
 from app.types import utcnow
 from app.web.layout import user_zone
+
+bp = Blueprint("sales", __name__, url_prefix="/sales")
 
 PAGE_SIZE = 50
 

@@ -16,16 +16,15 @@ from app.extensions import db
 @with_appcontext
 def unlock_command(email: str, address: str | None) -> None:
     """Forget EMAIL's failed sign-ins (and ADDRESS's), so it may sign in at once."""
-    from app.audit.operations import set_system_actor
+    from app.audit.operations import set_cli_actor, set_system_actor
     from app.auth.models import User
     from app.auth.operations import normalise_email, unlock_sign_in
-    from app.cli import _cli_actor
 
     email = normalise_email(email)
     user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
     if user is None and not address:
         raise click.UsageError(f"no user with email {email}")
-    _cli_actor()
+    set_cli_actor()
     try:
         removed = unlock_sign_in(email, address=address, subject=user)
         db.session.commit()

@@ -77,8 +77,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(mappings_bp)
     app.register_blueprint(rules_bp)
 
-    from app.sales import bp as sales_bp
-    from app.sales import panel_bp as sales_panel_bp
+    from app.sales.panel import panel_bp as sales_panel_bp
+    from app.sales.routes import bp as sales_bp
 
     app.register_blueprint(sales_bp)
     app.register_blueprint(sales_panel_bp)  # GET only, authenticated by Pipedrive's token

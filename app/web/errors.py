@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template, request
+from flask import Flask, g, render_template
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db, login_manager
+from app.web.layout import is_htmx
 
 log = logging.getLogger("billing_desk")
 
@@ -40,7 +41,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = exc.code or 500
-        if request.headers.get("HX-Request") == "true":
+        if is_htmx():
             return render_template("errors/_inline.html", message=exc.description), code
         template = f"errors/{code}.html" if code in (400, 404, 405) else "errors/generic.html"
         return render_template(template, code=code, message=exc.description, title=exc.name), code
@@ -57,7 +58,7 @@ def init_app(app: Flask) -> None:
             "Something went wrong on our side and nothing was saved. "
             f"If it happens again, quote reference {g.get('request_id', '?')}."
         )
-        if request.headers.get("HX-Request") == "true":
+        if is_htmx():
             return render_template("errors/_inline.html", message=message), 500
         return render_template("errors/500.html", message=message), 500
 
@@ -73,7 +74,7 @@ def unreachable(exc: OperationalError | InterfaceError):
     # The page must not reach for the database again: no signed-in user to show.
     g._login_user = login_manager.anonymous_user()
     headers = {"Retry-After": "60"}
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return render_template("errors/_inline.html", message=UNREACHABLE), 503, headers
     return render_template(
         "errors/generic.html", code=503, title="Database unavailable", message=UNREACHABLE

@@ -112,6 +112,14 @@ def init_app(app: Flask) -> None:
     app.jinja_env.lstrip_blocks = True
 
 
+def is_htmx() -> bool:
+    """Any request htmx made (a fragment, a boosted link or form, a history restore):
+    an error or a sign-in redirect must answer it in a form htmx can show."""
+    from flask import request
+
+    return request.headers.get("HX-Request") == "true"
+
+
 def wants_fragment() -> bool:
     """An htmx request for part of a page (not a boosted navigation, not a history restore,
     both of which need the whole page)."""

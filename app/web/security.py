@@ -10,6 +10,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from app.auth.permissions import describe
 from app.extensions import login_manager
+from app.web.layout import is_htmx
 from app.web.params import refuse_nul
 
 CSP = "; ".join(
@@ -95,7 +96,7 @@ def init_app(app: Flask) -> None:
         from flask import flash
 
         target = url_for("auth.login", next=_safe_next(request.full_path))
-        if request.headers.get("HX-Request") == "true":
+        if is_htmx():
             # htmx would swap the sign-in page into a fragment: send the browser there.
             return "", 401, {"HX-Redirect": target}
         flash(login_manager.login_message, "info")
@@ -112,7 +113,7 @@ def init_app(app: Flask) -> None:
             "This form has expired or did not come from Billing Desk. "
             "Reload the page and try again; nothing was changed."
         )
-        if request.headers.get("HX-Request") == "true":
+        if is_htmx():
             return render_template("errors/_inline.html", message=message), 400
         return render_template("errors/400.html", message=message), 400
 

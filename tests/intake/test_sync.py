@@ -100,7 +100,7 @@ def test_a_deal_reloaded_and_synced_again_keeps_its_hash_and_shows_no_drift(app,
     from app.invoices.drafting import drift
     from app.invoices.models import Invoice
     from app.invoices.queries import drifted_among
-    from app.mismatches.rules import rule_2
+    from app.mismatches.rules import deal_changed_after_invoicing
     from app.pipedrive.factory import pipedrive_client
 
     with app.app_context():
@@ -125,7 +125,8 @@ def test_a_deal_reloaded_and_synced_again_keeps_its_hash_and_shows_no_drift(app,
         assert drift(invoice, deal) is None and drifted_among([deal.id]) == set()
         invoice.status = "pushed"  # once sent, the mismatch board's rule 2 agrees
         db.session.flush()
-        assert [h for h in rule_2() if h.subject == f"invoice:{invoice.id}"] == []
+        assert [h for h in deal_changed_after_invoicing()
+                if h.subject == f"invoice:{invoice.id}"] == []
         db.session.rollback()
 
 
