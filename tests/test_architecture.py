@@ -212,11 +212,8 @@ def test_the_sandboxes_and_the_desk_stay_apart():
 
 # --- Private names ------------------------------------------------------------------
 
-# (importer, imported module, name). Being fixed in issue 17 split (helpers `pay` and
-# `pushs`); the lead empties this after merging their branches.
-PRIVATE_ALLOWED = {
-    ("app.jobs.runners", "app.payments.sync", "_reread"),  # being fixed in issue 17 split
-}
+# (importer, imported module, name): none. A name another package needs is public.
+PRIVATE_ALLOWED: set[tuple[str, str, str]] = set()
 
 
 def test_no_module_imports_another_packages_private_names():

@@ -72,7 +72,7 @@ def rules_set(pipeline, stages, match):
     is looked up in Pipedrive first.
     """
     from app.audit.operations import set_system_actor
-    from app.intake.sync import recompute_ready, set_rule
+    from app.intake.readiness import recompute_ready, set_rule
     from app.pipedrive.factory import pipedrive_client
     from app.rules.operations import NameLookup, NameNotKnown
 

@@ -8,7 +8,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.intake.models import BillingRule, PdPipeline, PdStage, SyncRun, SyncState
-from app.intake.sync import DEALS_STATE, recompute_ready, set_rule, start_run, sync_deals
+from app.intake.readiness import recompute_ready, set_rule
+from app.intake.runs import start_run
+from app.intake.sync import DEALS_STATE, sync_deals
 from app.pipedrive.client import PipedriveError
 from app.pipedrive.factory import pipedrive_client
 

@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from app.audit.operations import record
 from app.extensions import db
+from app.intake.fetching import fetch_deal_details
 from app.intake.mapping import FieldResolver
 from app.intake.models import PdDeal, PdOrganization, PdPerson
-from app.intake.sync import deal_state, fetch_deal_details
+from app.intake.snapshots import deal_state
 from app.invoices.countries import country_code
 from app.invoices.models import LIVE, Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.totals import for_invoice

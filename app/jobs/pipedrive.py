@@ -7,9 +7,11 @@ import logging
 from sqlalchemy import select
 
 from app.extensions import db
+from app.intake.contacts import refresh_contacts
+from app.intake.deals import refresh_deals
 from app.intake.models import PipedriveWebhookEvent
 from app.intake.problems import STATUS_PROBLEMS, Problems, plain_error
-from app.intake.sync import refresh_contacts, refresh_deals, start_run
+from app.intake.runs import start_run
 from app.pipedrive.client import BudgetExhausted, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow

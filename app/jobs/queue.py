@@ -44,7 +44,7 @@ class JobTimedOut(Exception):
 
 def owner_name() -> str:
     """Who runs a run: host:pid, the same name a push job's worker goes by."""
-    from app.push.operations import worker_name
+    from app.push.worker import worker_name
 
     return worker_name()
 

@@ -112,8 +112,8 @@ def stripe_invoice_refresh(run: SyncRun) -> None:
 
 @runner("pipedrive.deal_refresh")
 def pipedrive_deal_refresh(run: SyncRun) -> None:
+    from app.intake.deals import refresh_deals
     from app.intake.problems import STATUS_PROBLEMS, Problems
-    from app.intake.sync import refresh_deals
     from app.pipedrive.factory import pipedrive_client
 
     client = pipedrive_client()

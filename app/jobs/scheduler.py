@@ -82,7 +82,7 @@ def _fast_worker():
 
 
 def _push_work():
-    from app.push.operations import scheduled_push
+    from app.push.worker import scheduled_push
 
     scheduled_push()
 

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from app.audit.operations import lock_chain
 from app.extensions import db
 from app.intake.models import SyncRun
-from app.intake.sync import start_run
+from app.intake.runs import start_run
 from app.invoices.models import Invoice
 from app.payments import crm
 from app.payments.models import StripeEvent

@@ -47,6 +47,7 @@ from app.audit.operations import record
 from app.extensions import db
 from app.intake.models import PdOrganization, PdPerson
 from app.invoices.models import Invoice
+from app.push.commits import commit_step
 from app.push.models import StripeCustomerLink
 from app.push.stripe_calls import Calls
 from app.stripe_api.client import StripeGatewayError
@@ -184,7 +185,7 @@ def _claim(invoice: Invoice, job_id: int, now: dt.datetime) -> StripeCustomerLin
             if link is None:  # pragma: no cover - the other insert rolled back: next run
                 raise Deferred() from None
         else:
-            db.session.commit()
+            commit_step()
             return link
     if link.stripe_customer_id:
         return link
@@ -203,7 +204,7 @@ def _claim(invoice: Invoice, job_id: int, now: dt.datetime) -> StripeCustomerLin
         .values(claimed_by_job_id=job_id, claimed_until=until)
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.commit()
+    commit_step()
     db.session.refresh(link)
     if link.stripe_customer_id:
         return link
@@ -282,7 +283,7 @@ def resolve_customer(calls: Calls, invoice: Invoice, job_id: int) -> Resolved:
             # Deleted in Stripe: forget it and look again below.
             link.stripe_customer_id = None
             link.fields_hash = None
-            db.session.commit()
+            commit_step()
         else:
             _remember(link, link.stripe_customer_id, digest, link.source or "link", now)
             return Resolved(link.stripe_customer_id, "link", write_back)
@@ -299,18 +300,7 @@ def resolve_customer(calls: Calls, invoice: Invoice, job_id: int) -> Resolved:
     if link.stripe_customer_id:  # another push linked it while we looked
         return resolve_customer(calls, invoice, job_id)
 
-    found, source = None, None
-    if invoice.org_id or invoice.person_id:
-        field = "pipedrive_org_id" if invoice.org_id else "pipedrive_person_id"
-        value = invoice.org_id or invoice.person_id
-        result = calls.search_customers(f"metadata['{field}']:'{value}'")
-        cus = _pick_by_metadata(result.data, invoice)
-        if cus is not None:
-            found, source = cus.id, "metadata"
-    if found is None and invoice.billing_email:
-        cus = _pick_by_email(calls.customers_by_email(invoice.billing_email).data, invoice)
-        if cus is not None:
-            found, source = cus.id, "email"
+    found, source = _search(calls, invoice)
     if found is not None:
         _update(calls, invoice, found)
     else:
@@ -321,6 +311,23 @@ def resolve_customer(calls: Calls, invoice: Invoice, job_id: int) -> Resolved:
     record("stripe_customer.linked", "stripe_customer", found, None,
            {"party": key, "source": source, "invoice_id": invoice.id})
     return Resolved(found, source, write_back)
+
+
+def _search(calls: Calls, invoice: Invoice) -> tuple[str | None, str | None]:
+    """A customer Stripe has for this contact, and how it was found: by the desk's
+    metadata (the Pipedrive organization or person), then by billing email."""
+    if invoice.org_id or invoice.person_id:
+        field = "pipedrive_org_id" if invoice.org_id else "pipedrive_person_id"
+        value = invoice.org_id or invoice.person_id
+        result = calls.search_customers(f"metadata['{field}']:'{value}'")
+        cus = _pick_by_metadata(result.data, invoice)
+        if cus is not None:
+            return cus.id, "metadata"
+    if invoice.billing_email:
+        cus = _pick_by_email(calls.customers_by_email(invoice.billing_email).data, invoice)
+        if cus is not None:
+            return cus.id, "email"
+    return None, None
 
 
 def _existing(calls: Calls, customer_id: str):

@@ -27,6 +27,9 @@ from app.types import JSONType, UTCDateTime, utcnow
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
 STEP_STATUSES = ("pending", "sent", "done", "failed")
+# How long a worker's claim on a running job lasts without news: each step renews it,
+# and a job whose lease ran out is taken over by the next worker (app.push.worker).
+LEASE = dt.timedelta(seconds=120)
 
 STEP_LABELS = {
     "customer": "Finding or creating the Stripe customer",

@@ -66,8 +66,10 @@ from app.invoices.models import Invoice, InvoiceDiscount, InvoiceLine
 from app.invoices.validation import EMAIL_RE
 from app.money import format_money, from_minor, to_minor
 from app.push.customers import party
+from app.push.finishing import finish_done
 from app.push.models import PushJob, StripeCustomerLink
-from app.push.operations import _finish_done, enqueue_one, latest_job
+from app.push.queueing import enqueue_one
+from app.push.status import latest_job
 from app.push.stripe_calls import Calls, push_gateway
 from app.stripe_api.client import StripeGateway, StripeGatewayError
 from app.types import utcnow
@@ -219,7 +221,7 @@ def mark_sent_by_hand(invoice: Invoice, user, note: str | None) -> str:
     record("push.sent_by_hand", "push_job", job.id, before,
            {"step": "send", "status": "done", "note": note, "invoice_id": invoice.id},
            actor=user)
-    _finish_done(job, invoice, None, action="push_sent_by_hand", user=user)
+    finish_done(job, invoice, None, action="push_sent_by_hand", user=user)
     return "Marked as sent: the invoice counts as in Stripe and Pipedrive is told."
 
 

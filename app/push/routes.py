@@ -14,9 +14,10 @@ from app.approvals import workflow
 from app.auth.permissions import requires
 from app.extensions import db
 from app.invoices.models import Invoice
-from app.push import operations as ops
 from app.push import recovery
 from app.push.models import STEP_LABELS, PushBatch
+from app.push.queueing import enqueue_one, enqueue_push
+from app.push.status import batch_progress, failed_in_batch, latest_job, ready_to_push, worker_hint
 from app.web.layout import has_endpoint
 from app.web.params import id_list
 from app.writeback.operations import open_items
@@ -37,7 +38,7 @@ def _invoice_url(invoice_id: int) -> str:
 @bp.app_template_global()
 def push_status_context(invoice) -> dict:
     """What templates/push/_status.html shows for one invoice."""
-    job = ops.latest_job(invoice.id)
+    job = latest_job(invoice.id)
     return {
         "job": job,
         "steps": list(job.steps) if job else [],
@@ -48,7 +49,7 @@ def push_status_context(invoice) -> dict:
         "step_labels": STEP_LABELS,
         "recovery": recovery.options(invoice),
         "choices": recovery.awaiting_choice(invoice),
-        "worker_hint": ops.worker_hint(job) if invoice.status == "pushing" else None,
+        "worker_hint": worker_hint(job) if invoice.status == "pushing" else None,
     }
 
 
@@ -62,7 +63,7 @@ def push_recovery_options(invoice) -> list[str]:
 @requires("invoices.push")
 def push_one(invoice_id: int):
     invoice = workflow.load_for_update(invoice_id) or abort(404)
-    result = ops.enqueue_one(invoice, current_user)
+    result = enqueue_one(invoice, current_user)
     if result.ok:
         db.session.commit()
     else:
@@ -90,8 +91,8 @@ def index():
     batches = db.session.execute(
         select(PushBatch).order_by(PushBatch.id.desc()).limit(10)
     ).scalars().all()
-    return render_template("push/index.html", invoices=ops.ready_to_push(),
-                           batches=[(b, ops.batch_progress(b)) for b in batches],
+    return render_template("push/index.html", invoices=ready_to_push(),
+                           batches=[(b, batch_progress(b)) for b in batches],
                            invoice_url=_invoice_url)
 
 
@@ -102,10 +103,10 @@ def push_many():
     ids = id_list("invoice_id", label="Invoice")
     if not ids:
         flash("Choose at least one invoice to push.", "error")
-        return render_template("push/index.html", invoices=ops.ready_to_push(), batches=[],
+        return render_template("push/index.html", invoices=ready_to_push(), batches=[],
                                invoice_url=_invoice_url,
                                message="Choose at least one invoice to push."), 400
-    batch, results = ops.enqueue_push(ids, current_user)
+    batch, results = enqueue_push(ids, current_user)
     db.session.commit()
     if batch is None:
         r = results[0]
@@ -118,8 +119,8 @@ def push_many():
 @requires("invoices.view")
 def batch(batch_id: int):
     batch = db.session.get(PushBatch, batch_id) or abort(404)
-    context = dict(batch=batch, progress=ops.batch_progress(batch),
-                   failed=ops.failed_in_batch(batch), invoice_url=_invoice_url)
+    context = dict(batch=batch, progress=batch_progress(batch),
+                   failed=failed_in_batch(batch), invoice_url=_invoice_url)
     if _fragment():
         return render_template("push/_batch.html", **context)
     return render_template("push/batch.html", **context)

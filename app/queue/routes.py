@@ -18,7 +18,7 @@ from app.intake.models import (
     SyncRun,
 )
 from app.intake.operations import last_sync, request_sync
-from app.intake.sync import dec
+from app.intake.parsing import dec
 from app.invoices.queries import drifted_among
 from app.queue.query import (
     MARKERS,

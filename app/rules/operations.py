@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from app.audit.operations import record
 from app.extensions import db
+from app.intake.metadata import refresh_metadata
 from app.intake.models import BillingRule, PdPipeline, PdProduct, PdStage
-from app.intake.sync import recompute_ready, refresh_metadata, set_rule
+from app.intake.readiness import recompute_ready, set_rule
 from app.money import STRIPE_CURRENCIES, parse_decimal
 from app.pipedrive.client import PipedriveError
 from app.rules.models import (

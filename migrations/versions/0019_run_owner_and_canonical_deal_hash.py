@@ -3,7 +3,7 @@
 1. sync_run.owner ("host:pid" of the scheduler running it) and sync_run.lease_until
    (renewed by that scheduler's heartbeat): a run whose owner died is found and
    marked "interrupted" instead of staying "running" forever (issue 15, defect 11).
-2. Deal content hashes are recomputed the canonical way (app.intake.sync.deal_state
+2. Deal content hashes are recomputed the canonical way (app.intake.snapshots.deal_state
    now writes every number as plain_decimal text; before, str(Decimal) gave
    "10234.00" for a deal just parsed and "10234.000000" for one reloaded from
    Numeric(20, 6), so the same deal had two hashes). An invoice's deal_hash is
@@ -68,7 +68,7 @@ def upgrade():
 def rehash_deals(conn) -> int:
     """Recompute every deal's content_hash canonically; carry the invoices drafted from
     the same content along. Returns how many invoices were carried."""
-    from app.intake.sync import content_hash, deal_state
+    from app.intake.snapshots import content_hash, deal_state
 
     products: dict[int, list] = {}
     for row in conn.execute(sa.select(pd_deal_product)).mappings():

@@ -22,7 +22,10 @@ import stripe
 from app.extensions import db
 from app.invoices.plan import line_params
 from app.invoices.totals import for_invoice
-from app.push import operations as ops
+from app.push.queueing import enqueue_push
+from app.push.stripe_calls import push_gateway
+from app.push.taxes import cached
+from app.push.worker import work_push_queue
 from tests.push.helpers import approved_invoice, invoice, push_now
 from tests.push.trials import run_trials
 
@@ -72,7 +75,7 @@ def _per_line_client(sandbox, inv, customer: str, tax_ids: dict) -> None:
 
 def test_requests_per_invoice_next_to_one_item_per_line(stripe_desk, approver, ctx):
     push_now([approved_invoice(approver.id, lines=_lines(3))])  # customer and rates known
-    tax_ids = dict(ops.cached())
+    tax_ids = dict(cached())
     customer = invoice(1).stripe_customer_id
     rows = []
     for n in (1, 10, 25, 50):
@@ -114,13 +117,13 @@ def test_bulk_push_of_500_stays_under_the_rate_limit_and_uses_it(app, remote_str
     ids = [approved_invoice(approver.id, lines=_lines(5), org_id=1000 + n % 50,
                             deal_id=20_000 + n, email=f"ap@org{n % 50}.example")
            for n in range(500)]
-    _, results = ops.enqueue_push(ids, None)
+    _, results = enqueue_push(ids, None)
     db.session.commit()
     assert all(r.ok for r in results)
-    gateway = ops.push_gateway()
+    gateway = push_gateway()
     threads = app.config.get("PUSH_WORKER_THREADS", 8)
     started = time.monotonic()
-    counts = ops.work_push_queue(limit=1000, gateway=gateway, threads=threads)
+    counts = work_push_queue(limit=1000, gateway=gateway, threads=threads)
     elapsed = time.monotonic() - started
     ledger = requests.get(f"{remote_stripe}/_sandbox/ledger", timeout=30).json()["requests"]
     statuses = Counter(r["status"] for r in ledger)

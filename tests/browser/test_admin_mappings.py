@@ -39,7 +39,7 @@ def test_write_back_field_mapped_by_name_receives_the_pushed_invoice(
 ):
     from app.extensions import db
     from app.invoices.models import Invoice
-    from app.push.operations import work_push_queue
+    from app.push.worker import work_push_queue
     from app.writeback.operations import process_outbox
 
     # Someone adds a field in Pipedrive for the Stripe invoice id, under their own name.

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 def _tick(app, *jobs: str) -> None:
     """What the scheduler process runs on its intervals."""
     from app.jobs.queue import execute
-    from app.push.operations import scheduled_push
+    from app.push.worker import scheduled_push
 
     with app.app_context():
         if "push" in jobs:

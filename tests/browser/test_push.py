@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def _scheduler_tick(app) -> None:
     """What the scheduler's push job does every two seconds."""
-    from app.push.operations import scheduled_push
+    from app.push.worker import scheduled_push
 
     with app.app_context():
         scheduled_push()

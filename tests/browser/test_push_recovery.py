@@ -40,7 +40,7 @@ def test_submit_waits_for_a_billing_email_and_appears_once_it_is_added(
 def test_finalized_but_unsent_is_sent_after_setting_the_email(
     app, page, make_user, approver, stripe_desk
 ):
-    from app.push.operations import scheduled_push
+    from app.push.worker import scheduled_push
     from tests.push.helpers import finalized_without_email
 
     with app.app_context():

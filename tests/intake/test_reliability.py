@@ -40,7 +40,7 @@ def test_cut_off_by_5xx_resumes_without_loss_or_duplicates(app, desk_on_pipedriv
         client = PipedriveClient(
             sb.url, sb.api_token, sleep=lambda s: None, backoff=0, max_retries=1
         )
-        from app.intake.sync import start_run
+        from app.intake.runs import start_run
 
         run = start_run("pipedrive.deals", "manual")
         db.session.commit()

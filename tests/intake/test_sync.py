@@ -96,7 +96,7 @@ def test_a_deal_reloaded_and_synced_again_keeps_its_hash_and_shows_no_drift(app,
     deal reloaded from its Numeric(20, 6) columns ("1000.000000") hash the same, so
     re-deriving a reloaded deal (a contact webhook does) or syncing it again with the
     same data neither changes its content_hash nor makes its draft look drifted."""
-    from app.intake.sync import refresh_contacts
+    from app.intake.contacts import refresh_contacts
     from app.invoices.drafting import drift
     from app.invoices.models import Invoice
     from app.invoices.queries import drifted_among
@@ -137,7 +137,7 @@ def test_migration_0019_rehashes_deals_and_carries_their_drafts_along(app, draft
     import importlib.util
     from pathlib import Path
 
-    from app.intake.sync import content_hash, deal_state
+    from app.intake.snapshots import content_hash, deal_state
     from app.invoices.drafting import create_draft
     from app.invoices.models import Invoice
     from app.invoices.queries import drifted_among

@@ -68,7 +68,7 @@ def test_a_json_column_stores_decimals_exactly(app):
 def test_one_deal_that_cannot_be_stored_never_stops_the_sync(app, synced, monkeypatch):
     """It is set aside with its reason in plain words, the others are stored, the run
     says it finished with problems; the next run retries it and closes the problem."""
-    import app.intake.sync as sync
+    import app.intake.deals as deals
     from app.intake.models import SyncProblem
 
     with app.app_context():
@@ -77,14 +77,14 @@ def test_one_deal_that_cannot_be_stored_never_stops_the_sync(app, synced, monkey
         ).scalars().all()
     synced.ui_edit(bad, title="Cannot be stored")
     synced.ui_edit(good, title="Stored fine")
-    real = sync.finish_deal
+    real = deals.finish_deal
 
     def finish_deal(deal, rules, resolver):
         real(deal, rules, resolver)
         if deal.id == bad:
             deal.currency = None  # NOT NULL: the database refuses this one deal
 
-    monkeypatch.setattr(sync, "finish_deal", finish_deal)
+    monkeypatch.setattr(deals, "finish_deal", finish_deal)
     with app.app_context():
         run = run_deal_sync()
         assert run.status == "problems"
@@ -96,7 +96,7 @@ def test_one_deal_that_cannot_be_stored_never_stops_the_sync(app, synced, monkey
         assert (problem.entity, problem.entity_id, problem.resolved_at) == ("deal", bad, None)
         assert problem.reason.startswith("The desk could not save the data")
         assert "INSERT" not in problem.reason and "UPDATE" not in problem.reason
-    monkeypatch.setattr(sync, "finish_deal", real)
+    monkeypatch.setattr(deals, "finish_deal", real)
     with app.app_context():
         run = run_deal_sync()  # the deal did not change again: retried all the same
         assert run.status == "ok", run.error
@@ -106,7 +106,7 @@ def test_one_deal_that_cannot_be_stored_never_stops_the_sync(app, synced, monkey
 
 def test_a_webhook_batch_applies_the_good_deals_and_fails_only_the_bad_one(
         app, synced, monkeypatch):
-    import app.intake.sync as sync
+    import app.intake.deals as deals
 
     with app.app_context():
         bad, good = db.session.execute(
@@ -118,14 +118,14 @@ def test_a_webhook_batch_applies_the_good_deals_and_fails_only_the_bad_one(
                 payload={"meta": {"id": f"evt-{n}"}}))
         db.session.commit()
     synced.ui_edit(good, title="Changed by webhook")
-    real = sync.apply_deal
+    real = deals.apply_deal
 
     def apply_deal(deal, data):
         if data["id"] == bad:
             raise ValueError("unreadable won_time 'yesterday-ish'")  # a value we cannot read
         real(deal, data)
 
-    monkeypatch.setattr(sync, "apply_deal", apply_deal)
+    monkeypatch.setattr(deals, "apply_deal", apply_deal)
     with app.app_context():
         assert process_webhooks() == 2
         events = {e.entity_id: e for e in db.session.execute(

@@ -185,7 +185,7 @@ CHILD = textwrap.dedent("""
     from app import create_app
     from app.extensions import db
     from app.jobs import queue, scheduler
-    from app.push.operations import claim_next
+    from app.push.worker import claim_next
     from tests.conftest import base_config
 
     url, instance, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -241,7 +241,7 @@ def _owned_by(app, run_id: int, pid: int) -> bool:
 
 def test_a_killed_schedulers_runs_and_claims_are_recovered(app, client, login, draft, tmp_path):
     from app.intake.operations import request_sync
-    from app.push.operations import claim_next
+    from app.push.worker import claim_next
 
     run_id = _queued_work(app, draft["invoice_id"])
     child = _start_child(app, tmp_path, "worker")
@@ -267,7 +267,7 @@ def test_a_killed_schedulers_runs_and_claims_are_recovered(app, client, login, d
 
 
 def test_sigterm_stops_the_scheduler_cleanly(app, draft, tmp_path):
-    from app.push.operations import claim_next
+    from app.push.worker import claim_next
 
     run_id = _queued_work(app, draft["invoice_id"])
     child = _start_child(app, tmp_path, "scheduler")

@@ -141,7 +141,7 @@ def test_readme_first_run_from_an_empty_database_to_a_paid_invoice(app, accounts
     resp = _post(finance, f"/invoices/{invoice_id}/push", page=f"/invoices/{invoice_id}")
     assert resp.status_code == 303
     with app.app_context():
-        from app.push.operations import scheduled_push
+        from app.push.worker import scheduled_push
 
         scheduled_push()  # the scheduler's "push.work" job
         db.session.commit()

@@ -106,7 +106,8 @@ def approve(invoice_id: int, finance_id: int, approver_id: int):
 
 def push_now(invoice_ids, user=None) -> dict:
     """Queue and run the push as the scheduler would (needs an app context)."""
-    from app.push.operations import enqueue_push, work_push_queue
+    from app.push.queueing import enqueue_push
+    from app.push.worker import work_push_queue
 
     _, results = enqueue_push(list(invoice_ids), user)
     db.session.commit()
@@ -121,7 +122,8 @@ def finalized_without_email(approver_id: int, **kw) -> int:
     Submission now refuses an invoice without a billing email, so this is the state of
     one approved before that check: the address is removed once it is queued.
     """
-    from app.push.operations import enqueue_push, work_push_queue
+    from app.push.queueing import enqueue_push
+    from app.push.worker import work_push_queue
 
     iid = approved_invoice(approver_id, **kw)
     _, results = enqueue_push([iid], None)

@@ -12,8 +12,11 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEntry
 from app.extensions import db
 from app.invoices.totals import for_invoice
-from app.push import operations as ops
-from app.push.models import PushJob, StripeCustomerLink, StripeTaxRate
+from app.push import runner
+from app.push.finishing import FINALIZED_HINT
+from app.push.models import LEASE, PushJob, StripeCustomerLink, StripeTaxRate
+from app.push.queueing import enqueue_push
+from app.push.worker import scheduled_push, work_push_queue
 from app.writeback.models import WritebackItem
 from tests.push.helpers import (
     approved_invoice,
@@ -27,10 +30,10 @@ from tests.push.helpers import (
 
 
 def push(*ids, user=None):
-    _, results = ops.enqueue_push(ids, user)
+    _, results = enqueue_push(ids, user)
     db.session.commit()
     assert all(r.ok for r in results), [r.message for r in results]
-    return ops.work_push_queue()
+    return work_push_queue()
 
 
 def posts(ledger) -> list[str]:
@@ -262,14 +265,14 @@ def test_totals_that_differ_by_one_minor_unit_stop_before_finalizing(
     stripe_desk, approver, ctx, monkeypatch
 ):
     iid = approved_invoice(approver.id)
-    real = ops.for_invoice
+    real = runner.for_invoice
 
     def off_by_one(inv):
         totals = real(inv)
         totals.total += 1
         return totals
 
-    monkeypatch.setattr(ops, "for_invoice", off_by_one)
+    monkeypatch.setattr(runner, "for_invoice", off_by_one)
     assert push(iid)["failed"] == 1
     inv = invoice(iid)
     [si] = stripe_invoices_for(stripe_desk, iid)
@@ -285,17 +288,17 @@ def test_totals_that_differ_by_one_minor_unit_stop_before_finalizing(
 
 def test_double_queueing_makes_one_job_and_one_stripe_invoice(stripe_desk, approver, ctx):
     iid = approved_invoice(approver.id)
-    _, first = ops.enqueue_push([iid], None)
+    _, first = enqueue_push([iid], None)
     db.session.commit()
-    _, second = ops.enqueue_push([iid], None)
+    _, second = enqueue_push([iid], None)
     db.session.commit()
     assert first[0].ok and not second[0].ok
     assert second[0].message == "It is being pushed already."
-    ops.work_push_queue()
-    ops.work_push_queue()
+    work_push_queue()
+    work_push_queue()
     assert db.session.execute(select(func.count()).select_from(PushJob)).scalar() == 1
     assert len(stripe_invoices_for(stripe_desk, iid)) == 1
-    _, third = ops.enqueue_push([iid], None)
+    _, third = enqueue_push([iid], None)
     assert "in Stripe already" in third[0].message
 
 
@@ -311,7 +314,7 @@ def test_unapproved_or_held_invoices_are_not_queued(stripe_desk, approver, ctx):
     db.session.commit()
     invoice(stale).version = 2  # edited after approval (cannot happen through the editor)
     db.session.commit()
-    batch, results = ops.enqueue_push([draft, held, stale], None)
+    batch, results = enqueue_push([draft, held, stale], None)
     db.session.commit()
     messages = [r.message for r in results]
     assert not any(r.ok for r in results)
@@ -328,7 +331,7 @@ def test_a_refusal_from_stripe_is_explained_with_what_was_done(stripe_desk, appr
     assert "does not have an email address" in inv.push_error
     assert f"finalized in Stripe as {inv.stripe_number}" in inv.push_error
     # Not "correct the invoice": a finalized invoice cannot be edited; the ways out are named.
-    assert inv.push_hint == ops.FINALIZED_HINT
+    assert inv.push_hint == FINALIZED_HINT
     [si] = stripe_invoices_for(stripe_desk, iid)
     assert si["status"] == "open" and si["id"] == inv.stripe_invoice_id
 
@@ -349,7 +352,7 @@ def test_a_retry_after_a_refusal_sends_only_the_refused_step_with_a_new_key(
     monkeypatch.setattr(Calls, "send", refuse_once)
     iid = approved_invoice(approver.id)
     assert push(iid)["failed"] == 1
-    assert invoice(iid).push_hint == f"Ask an admin to check Stripe. {ops.FINALIZED_HINT}"
+    assert invoice(iid).push_hint == f"Ask an admin to check Stripe. {FINALIZED_HINT}"
     stripe_desk.reset_ledger()
     push(iid)
     inv = invoice(iid)
@@ -368,10 +371,10 @@ def test_stripe_unreachable_is_retried_automatically_then_resumes(stripe_desk, a
     assert "tried again automatically" in inv.push_error
     job = job_for(iid)
     assert job.status == "queued" and job.next_attempt_at > dt.datetime.now(dt.UTC)
-    assert ops.work_push_queue() == {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
+    assert work_push_queue() == {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
     stripe_desk.clear_faults()
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
-    assert ops.work_push_queue(now=later)["done"] == 1
+    assert work_push_queue(now=later)["done"] == 1
     assert invoice(iid).status == "pushed"
     assert len(stripe_invoices_for(stripe_desk, iid)) == 1
 
@@ -381,7 +384,7 @@ def test_after_three_automatic_retries_the_push_fails_and_says_why(stripe_desk, 
     stripe_desk.fault("500", count=1000, path=r"^/v1/invoices$")
     push(iid)
     for minutes in (1, 5, 30):
-        ops.work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes))
+        work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes))
     inv = invoice(iid)
     assert inv.status == "push_failed"
     assert "could not be reached" in inv.push_error
@@ -398,14 +401,14 @@ def test_a_dead_worker_is_taken_over_after_its_lease(stripe_desk, approver, ctx)
             raise Died()
 
     iid = approved_invoice(approver.id)
-    ops.enqueue_push([iid], None)
+    enqueue_push([iid], None)
     db.session.commit()
     with pytest.raises(Died):
-        ops.work_push_queue(hook=die)
+        work_push_queue(hook=die)
     db.session.rollback()
-    assert ops.work_push_queue()["done"] == 0  # still leased to the dead worker
-    after_lease = dt.datetime.now(dt.UTC) + ops.LEASE + dt.timedelta(seconds=1)
-    assert ops.work_push_queue(now=after_lease)["done"] == 1
+    assert work_push_queue()["done"] == 0  # still leased to the dead worker
+    after_lease = dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1)
+    assert work_push_queue(now=after_lease)["done"] == 1
     [si] = stripe_invoices_for(stripe_desk, iid)
     assert si["status"] == "open" and invoice(iid).stripe_number == si["number"]
     finalizes = [r for r in stripe_desk.ledger() if r["path"].endswith("/finalize")]
@@ -416,11 +419,11 @@ def test_a_new_version_deletes_the_draft_an_old_failed_push_left(
     stripe_desk, approver, ctx, monkeypatch
 ):
     iid = approved_invoice(approver.id)
-    real = ops.for_invoice
-    monkeypatch.setattr(ops, "for_invoice", lambda inv: _plus_one(real(inv)))
+    real = runner.for_invoice
+    monkeypatch.setattr(runner, "for_invoice", lambda inv: _plus_one(real(inv)))
     push(iid)
     [old] = stripe_invoices_for(stripe_desk, iid)
-    monkeypatch.setattr(ops, "for_invoice", real)
+    monkeypatch.setattr(runner, "for_invoice", real)
     inv = invoice(iid)  # edited and approved again (the approval module's work)
     inv.status, inv.version, inv.approved_version = "approved", 2, 2
     db.session.commit()
@@ -438,13 +441,13 @@ def _plus_one(totals):
 def test_the_scheduler_tick_records_a_run_only_when_it_pushed(stripe_desk, approver, ctx):
     from app.intake.models import SyncRun
 
-    assert ops.scheduled_push() == {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
+    assert scheduled_push() == {"done": 0, "failed": 0, "retrying": 0, "deferred": 0}
     assert db.session.execute(select(func.count()).select_from(SyncRun)).scalar() == 0
     iids = [approved_invoice(approver.id, deal_id=9000 + n, org_id=900 + n) for n in range(3)]
-    ops.enqueue_push(iids, None)
+    enqueue_push(iids, None)
     db.session.commit()
     stripe_desk.reset_ledger()
-    counts = ops.scheduled_push()  # several worker threads share the queue
+    counts = scheduled_push()  # several worker threads share the queue
     assert counts["done"] == 3
     run = db.session.execute(select(SyncRun)).scalar_one()
     assert (run.job, run.status, run.counts["done"]) == ("push.work", "ok", 3)
@@ -461,7 +464,7 @@ def test_a_version_finalized_in_stripe_is_never_pushed_again_unless_void(
     inv.billing_email = "ap@acme.example"
     inv.status, inv.version, inv.approved_version = "approved", 2, 2  # edited, approved again
     db.session.commit()
-    _, [result] = ops.enqueue_push([iid], None)
+    _, [result] = enqueue_push([iid], None)
     assert not result.ok
     assert "finalized in Stripe" in result.message and "bill the customer twice" in result.message
     # Once it is void in Stripe (and the desk has seen it), the new version may go.
@@ -490,7 +493,7 @@ def test_a_create_resent_after_stripe_forgot_its_key_adopts_the_earlier_draft(
     stripe_desk.advance_clock(days=2)  # the idempotency key is forgotten
     stripe_desk.reset_ledger()
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    assert ops.work_push_queue(now=later)["done"] == 1
+    assert work_push_queue(now=later)["done"] == 1
     [si] = stripe_invoices_for(stripe_desk, iid)
     assert si["id"] == draft["id"] == invoice(iid).stripe_invoice_id
     assert si["status"] == "open"
@@ -510,7 +513,7 @@ def test_lines_resent_after_stripe_forgot_the_key_are_not_added_twice(
     stripe_desk.clear_faults()
     stripe_desk.advance_clock(days=2)
     stripe_desk.reset_ledger()
-    assert ops.work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))["done"] == 1
+    assert work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))["done"] == 1
     [si] = stripe_invoices_for(stripe_desk, iid)
     assert len(stripe_lines(stripe_desk, si)) == lines
     assert si["status"] == "open" and si["total"] == for_invoice(invoice(iid)).total
@@ -527,7 +530,7 @@ def test_a_draft_edited_in_stripe_stops_the_resent_lines_in_plain_words(
     stripe_desk.clear_faults()
     stripe_client.v1.invoices.add_lines(draft["id"], {"lines": [
         {"description": "Added by hand", "amount": 100}]})
-    ops.work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+    work_push_queue(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
     inv = invoice(iid)
     assert inv.status == "push_failed"
     assert "where 0 or" in inv.push_error and "nothing was sent" in inv.push_error

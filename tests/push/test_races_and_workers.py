@@ -14,8 +14,11 @@ import stripe
 from sqlalchemy import select
 
 from app.extensions import db
-from app.push import operations as ops
+from app.push import runner
 from app.push.models import PushJob
+from app.push.queueing import enqueue_push
+from app.push.status import worker_hint
+from app.push.worker import work_push_queue
 from app.types import utcnow
 from tests.push.helpers import approved_invoice, invoice, job_for, push_now, stripe_invoices_for
 
@@ -29,7 +32,7 @@ def test_a_push_whose_steps_are_all_done_in_stripe_ends_pushed_on_retry(
     invoice back and finish (it used to crash on every Retry: 'zip() argument 2 is
     longer than argument 1')."""
     iid = approved_invoice(approver.id)
-    real_finish = ops._finish_done
+    real_finish = runner.finish_done
     calls = {"n": 0}
 
     def finish_fails_once(*args, **kwargs):
@@ -38,7 +41,7 @@ def test_a_push_whose_steps_are_all_done_in_stripe_ends_pushed_on_retry(
             raise RuntimeError("the worker lost its footing after the last step")
         return real_finish(*args, **kwargs)
 
-    monkeypatch.setattr(ops, "_finish_done", finish_fails_once)
+    monkeypatch.setattr(runner, "finish_done", finish_fails_once)
     assert push_now([iid])["failed"] == 1
     job = job_for(iid)
     assert invoice(iid).status == "push_failed"
@@ -86,7 +89,7 @@ def test_the_push_page_says_when_the_worker_that_was_pushing_has_died(
     _heartbeat(utcnow())
     dead = f"{socket.gethostname()}:{2**22 + 12345}"  # above pid_max: no such process
     job = _running_job(iid, dead, utcnow() + dt.timedelta(seconds=100))
-    hint = ops.worker_hint(job)
+    hint = worker_hint(job)
     assert hint and "has stopped" in hint and dead in hint
 
     login(make_user("finance"))
@@ -96,18 +99,18 @@ def test_the_push_page_says_when_the_worker_that_was_pushing_has_died(
     # A worker elsewhere whose lease ran out.
     job.worker, job.lease_until = "otherhost:42", utcnow() - dt.timedelta(seconds=5)
     db.session.commit()
-    assert "has not reported" in ops.worker_hint(job)
+    assert "has not reported" in worker_hint(job)
 
     # A live worker with its lease, and a scheduler that reports: nothing to say.
     job.lease_until = utcnow() + dt.timedelta(seconds=100)
     db.session.commit()
-    assert ops.worker_hint(job) is None
+    assert worker_hint(job) is None
     assert 'id="push-worker-hint"' not in client.get(
         f"/invoices/{iid}/push/status").get_data(as_text=True)
 
     # No scheduler at all.
     _heartbeat(utcnow() - dt.timedelta(minutes=5))
-    assert "No scheduler has reported" in ops.worker_hint(job)
+    assert "No scheduler has reported" in worker_hint(job)
 
 
 def test_forty_pushes_racing_webhooks_and_write_backs_all_end_pushed(
@@ -122,7 +125,7 @@ def test_forty_pushes_racing_webhooks_and_write_backs_all_end_pushed(
             pytest.skip("a PostgreSQL lock race (SQLite has one writer at a time)")
         ids = [approved_invoice(approver.id, org_id=900 + n % 8, deal_id=7000 + n,
                                 email=f"ap@org{900 + n % 8}.example") for n in range(40)]
-        _, results = ops.enqueue_push(ids, None)
+        _, results = enqueue_push(ids, None)
         db.session.commit()
         assert all(r.ok for r in results)
     app.config["STRIPE_WEBHOOK_SECRET"] = SECRET
@@ -172,7 +175,7 @@ def test_forty_pushes_racing_webhooks_and_write_backs_all_end_pushed(
         t.start()
     try:
         with app.app_context():
-            counts = ops.work_push_queue(limit=80, threads=4)
+            counts = work_push_queue(limit=80, threads=4)
     finally:
         stop.set()
         for t in sides:

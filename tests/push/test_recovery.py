@@ -14,7 +14,9 @@ from app.intake.models import PdDeal
 from app.invoices.models import Invoice
 from app.mismatches.models import Mismatch
 from app.mismatches.operations import recompute
-from app.push import operations as ops
+from app.push import runner
+from app.push.queueing import enqueue_push
+from app.push.worker import work_push_queue
 from app.writeback.models import WritebackItem
 from tests.conftest import csrf_token
 from tests.push.helpers import approved_invoice, finalized_without_email, invoice, job_for
@@ -94,7 +96,7 @@ def test_set_the_billing_email_and_send(app, client, login, make_user, approver,
     assert "Stripe sends it to ap@acme.example" in resp.get_data(as_text=True)
     with app.app_context():
         assert invoice(iid).status == "pushing"
-        assert ops.work_push_queue()["done"] == 1
+        assert work_push_queue()["done"] == 1
         inv = invoice(iid)
         assert (inv.status, inv.billing_email, inv.push_error) == (
             "pushed", "ap@acme.example", None)
@@ -180,9 +182,9 @@ def test_a_pushed_invoice_voided_in_stripe_by_hand_can_be_drafted_again_from_the
         db.session.add(PdDeal(id=9001, title="Deal", value=Decimal(0), currency="EUR",
                               status="won", ready=True, content_hash="h"))
         db.session.commit()
-        ops.enqueue_push([iid], None)
+        enqueue_push([iid], None)
         db.session.commit()
-        assert ops.work_push_queue()["done"] == 1
+        assert work_push_queue()["done"] == 1
         voided = stripe_client.v1.invoices.void_invoice(invoice(iid).stripe_invoice_id)
         apply_invoice(voided.to_dict())
         db.session.commit()
@@ -204,7 +206,7 @@ def test_a_pushed_invoice_voided_in_stripe_by_hand_can_be_drafted_again_from_the
 def test_a_push_that_failed_before_finalizing_is_on_the_board_with_retry(
     app, client, login, make_user, approver, stripe_desk, monkeypatch
 ):
-    real = ops.for_invoice
+    real = runner.for_invoice
 
     def off_by_one(inv):
         totals = real(inv)
@@ -213,11 +215,11 @@ def test_a_push_that_failed_before_finalizing_is_on_the_board_with_retry(
 
     with app.app_context():
         iid = approved_invoice(approver.id)
-        monkeypatch.setattr(ops, "for_invoice", off_by_one)
-        ops.enqueue_push([iid], None)
+        monkeypatch.setattr(runner, "for_invoice", off_by_one)
+        enqueue_push([iid], None)
         db.session.commit()
-        assert ops.work_push_queue()["failed"] == 1
-        monkeypatch.setattr(ops, "for_invoice", real)
+        assert work_push_queue()["failed"] == 1
+        monkeypatch.setattr(runner, "for_invoice", real)
         sid = invoice(iid).stripe_invoice_id
     [row] = _board(app)[14]
     assert f"A draft ({sid}) is left in Stripe" in row.explanation
@@ -230,7 +232,7 @@ def test_a_push_that_failed_before_finalizing_is_on_the_board_with_retry(
     resp = client.post(f"/invoices/{iid}/push", data={"csrf_token": csrf_token(client, "/")})
     assert resp.status_code == 303
     with app.app_context():
-        assert ops.work_push_queue()["done"] == 1
+        assert work_push_queue()["done"] == 1
     assert 14 not in _board(app)
 
 

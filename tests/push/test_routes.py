@@ -7,8 +7,8 @@ import re
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.push import operations as ops
 from app.push.models import PushJob
+from app.push.worker import work_push_queue
 from tests.conftest import csrf_token
 from tests.push.helpers import approved_invoice, finalized_without_email, invoice
 
@@ -22,7 +22,7 @@ def _make(app, approver, **kw) -> int:
 
 def _work(app, **kw) -> dict:
     with app.app_context():
-        return ops.work_push_queue(**kw)
+        return work_push_queue(**kw)
 
 
 def test_push_button_queues_and_the_component_follows_the_push(

@@ -17,22 +17,24 @@ from app.auth.models import User
 from app.extensions import db
 from app.invoices import editing
 from app.invoices.drafting import recompute
-from app.push import operations as ops
 from app.push import recovery
+from app.push.models import LEASE, PushJob
+from app.push.queueing import enqueue_push
+from app.push.worker import work_push_queue
 from tests.push.helpers import approve, approved_invoice, invoice, job_for, stripe_invoices_for
 
 
 def push_until_failed(sandbox, iid: int) -> list:
     """Queue the invoice's push and work the queue, a lease apart, until the push has
     given up (at most 8 rounds); then lift the sandbox's faults. Returns enqueue's results."""
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     now = dt.datetime.now(dt.UTC)
     for _ in range(8):
-        ops.work_push_queue(now=now)
+        work_push_queue(now=now)
         if invoice(iid).status == "push_failed":
             break
-        now += ops.LEASE + dt.timedelta(minutes=10)
+        now += LEASE + dt.timedelta(minutes=10)
     sandbox.clear_faults()
     return results
 
@@ -93,10 +95,10 @@ def test_a_lost_finalize_answer_blocks_editing_until_stripe_is_asked(
         editing.update_line(inv, inv.lines[0], {"unit_price": Decimal("1")}, finance,
                             inv.version)
     db.session.rollback()
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     assert results[0].ok, results[0].message
-    ops.work_push_queue()
+    work_push_queue()
     assert invoice(iid).status == "pushed"
     assert _live(stripe_desk, iid) == [sid]
 
@@ -116,10 +118,10 @@ def test_read_back_of_a_draft_lets_it_be_edited_and_pushed_once(
                         inv.version)
     db.session.commit()
     approve(iid, finance.id, approver.id)
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     assert results[0].ok, results[0].message
-    ops.work_push_queue()
+    work_push_queue()
     assert invoice(iid).status == "pushed"
     assert len(_live(stripe_desk, iid)) == 1
     assert len(stripe_invoices_for(stripe_desk, iid)) == 1  # the old draft was deleted
@@ -132,7 +134,7 @@ def test_an_earlier_version_finalized_in_stripe_is_voided_with_four_eyes(
     finance, other = _user(make_user, "finance"), _user(make_user, "finance")
     _edited_before_the_fix(iid, finance)
     approve(iid, finance.id, approver.id)
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.rollback()
     assert not results[0].ok and "bill the customer twice" in results[0].message
     assert "Check in Stripe" in results[0].message
@@ -151,17 +153,17 @@ def test_an_earlier_version_finalized_in_stripe_is_voided_with_four_eyes(
     with pytest.raises(recovery.RecoveryRefused, match="another user must confirm"):
         recovery.confirm_choice(invoice(iid), job.id, finance)
     db.session.rollback()
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.rollback()
     assert not results[0].ok and "another user must confirm" in results[0].message
     assert "is void in Stripe" in recovery.confirm_choice(invoice(iid), job.id, other)
     db.session.commit()
     assert [i["status"] for i in stripe_invoices_for(stripe_desk, iid)
             if i["id"] == first] == ["void"]
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     assert results[0].ok, results[0].message
-    ops.work_push_queue()
+    work_push_queue()
     assert invoice(iid).status == "pushed"
     [second] = _live(stripe_desk, iid)
     assert second != first and invoice(iid).stripe_invoice_id == second
@@ -217,16 +219,16 @@ def test_a_push_never_deletes_its_way_past_a_finalized_earlier_version(
     finance = _user(make_user, "finance")
     _edited_before_the_fix(iid, finance)
     approve(iid, finance.id, approver.id)
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     assert results[0].ok
-    ops.work_push_queue()
+    work_push_queue()
     inv = invoice(iid)
     assert inv.status == "push_failed"
     assert "would bill the customer twice" in inv.push_error
     assert _live(stripe_desk, iid) == [sid]
-    assert db.session.execute(select(ops.PushJob).where(
-        ops.PushJob.stripe_invoice_id == sid)).scalar_one().stripe_status == "open"
+    assert db.session.execute(select(PushJob).where(
+        PushJob.stripe_invoice_id == sid)).scalar_one().stripe_status == "open"
 
 
 def test_the_board_shows_an_earlier_versions_invoice_until_it_is_decided(

@@ -21,8 +21,10 @@ from decimal import Decimal
 
 from app.extensions import db
 from app.invoices.totals import for_invoice
-from app.push import operations as ops
-from app.push.models import StripeTaxRate
+from app.push.models import LEASE, StripeTaxRate
+from app.push.queueing import enqueue_push
+from app.push.stripe_calls import push_gateway
+from app.push.worker import work_push_queue
 from tests.push.helpers import (
     approved_invoice,
     invoice,
@@ -123,19 +125,19 @@ def run_trial(sandbox, approver_id: int, rng: random.Random, n: int, stats: Tria
             crash_at = None
             raise Crash()
 
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     assert results[0].ok, results[0].message
     now = dt.datetime.now(dt.UTC)
     for _round in range(8):
         try:
-            ops.work_push_queue(hook=hook, now=now, gateway=gateway)
+            work_push_queue(hook=hook, now=now, gateway=gateway)
         except Crash:
             db.session.rollback()  # the process died: what it did not commit is gone
         if invoice(iid).status in ("pushed", "push_failed"):
             break
         stats.resumes += 1
-        now += ops.LEASE + dt.timedelta(minutes=10)  # past any lease or retry delay
+        now += LEASE + dt.timedelta(minutes=10)  # past any lease or retry delay
     sandbox.clear_faults()
     check(sandbox, iid, org_id, context=f"trial {n}: {fault} at {step}")
 
@@ -163,7 +165,7 @@ def check(sandbox, iid: int, org_id: int, context: str = "") -> None:
 def run_trials(sandbox, approver_id: int, count: int, seed: int) -> TrialStats:
     rng = random.Random(seed)
     stats = TrialStats()
-    gateway = ops.push_gateway()  # one worker's gateway, as in the scheduler
+    gateway = push_gateway()  # one worker's gateway, as in the scheduler
     for n in range(count):
         run_trial(sandbox, approver_id, rng, n, stats, gateway)
     # Across all trials: one Stripe invoice per desk invoice, one customer per organization.
@@ -209,10 +211,10 @@ def live_for_deal(sandbox, deal_id: int) -> dict[str, list[str]]:
 def _push_rounds(gateway, iid: int) -> None:
     now = dt.datetime.now(dt.UTC)
     for _round in range(8):
-        ops.work_push_queue(now=now, gateway=gateway)
+        work_push_queue(now=now, gateway=gateway)
         if invoice(iid).status in ("pushed", "push_failed"):
             return
-        now += ops.LEASE + dt.timedelta(minutes=10)
+        now += LEASE + dt.timedelta(minutes=10)
 
 
 def _finalize_faults(sandbox, rng: random.Random) -> None:
@@ -254,7 +256,7 @@ def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats
 
     faults_again()
     _finalize_faults(sandbox, rng)
-    _, results = ops.enqueue_push([iid], None)
+    _, results = enqueue_push([iid], None)
     db.session.commit()
     assert results[0].ok, results[0].message
     _push_rounds(gateway, iid)
@@ -291,14 +293,14 @@ def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats
                 approve(iid, finance.id, approver.id)
                 if rng.random() < 0.5:
                     _finalize_faults(sandbox, rng)
-                _, results = ops.enqueue_push([iid], None)
+                _, results = enqueue_push([iid], None)
                 db.session.commit()
                 if not results[0].ok:
                     raise recovery.RecoveryRefused(results[0].message)
                 _push_rounds(gateway, iid)
                 faults_again()
             elif move == "retry":
-                _, results = ops.enqueue_push([iid], None)
+                _, results = enqueue_push([iid], None)
                 db.session.commit()
                 if not results[0].ok:
                     raise recovery.RecoveryRefused(results[0].message)
@@ -344,7 +346,7 @@ def run_redo_trial(sandbox, people, rng: random.Random, n: int, stats: RedoStats
 def run_redo_trials(sandbox, people, count: int, seed: int) -> RedoStats:
     rng = random.Random(seed)
     stats = RedoStats()
-    gateway = ops.push_gateway()
+    gateway = push_gateway()
     for n in range(count):
         run_redo_trial(sandbox, people, rng, n, stats, gateway)
     return stats

@@ -24,7 +24,8 @@ def main() -> None:
     from app.extensions import db
     from app.invoices.models import Invoice
     from app.push.models import PushJob
-    from app.push.operations import enqueue_push, work_push_queue
+    from app.push.queueing import enqueue_push
+    from app.push.worker import work_push_queue
     from tests.conftest import base_config
 
     db_url, instance, stripe_url, api_key = sys.argv[1:5]
