@@ -18,21 +18,15 @@ from app.push import recovery
 from app.push.models import STEP_LABELS, PushBatch
 from app.push.queueing import enqueue_one, enqueue_push
 from app.push.status import batch_progress, failed_in_batch, latest_job, ready_to_push, worker_hint
-from app.web.layout import has_endpoint
+from app.web.layout import wants_fragment
 from app.web.params import id_list
 from app.writeback.operations import open_items
 
 bp = Blueprint("push", __name__)
 
 
-def _fragment() -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def _invoice_url(invoice_id: int) -> str:
-    if has_endpoint("invoices.show"):
-        return url_for("invoices.show", invoice_id=invoice_id)
-    return url_for("approvals.review", invoice_id=invoice_id)
+    return url_for("invoices.show", invoice_id=invoice_id)
 
 
 @bp.app_template_global()
@@ -69,7 +63,7 @@ def push_one(invoice_id: int):
     else:
         db.session.rollback()
         invoice = db.session.get(Invoice, invoice_id)
-    if not _fragment():
+    if not wants_fragment():
         flash(f"{invoice.number}: {result.message}", "success" if result.ok else "error")
         return redirect(_invoice_url(invoice.id), 303)
     html = render_template("push/_status.html", invoice=invoice, push_message=result.message,
@@ -121,7 +115,7 @@ def batch(batch_id: int):
     batch = db.session.get(PushBatch, batch_id) or abort(404)
     context = dict(batch=batch, progress=batch_progress(batch),
                    failed=failed_in_batch(batch), invoice_url=_invoice_url)
-    if _fragment():
+    if wants_fragment():
         return render_template("push/_batch.html", **context)
     return render_template("push/batch.html", **context)
 
@@ -168,10 +162,10 @@ def recover(invoice_id: int):
     if new is not None:
         flash(message, "success")
         target = _invoice_url(new.id)
-        if _fragment():
+        if wants_fragment():
             return "", 204, {"HX-Redirect": target}
         return redirect(target, 303)
-    if not _fragment():
+    if not wants_fragment():
         flash(f"{invoice.number}: {message}", "success" if ok else "error")
         if request.form.get("next") == "mismatches":
             return redirect(url_for("mismatches.index"), 303)

@@ -92,17 +92,12 @@ def localtime(value: dt.datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
 plain_number = plain_decimal
 
 
-def has_endpoint(name: str) -> bool:
-    return name in current_app.view_functions
-
-
 def init_app(app: Flask) -> None:
     from app.audit.display import show_value
     from app.money import format_money
 
     app.jinja_env.globals["nav_items"] = nav_items
     app.jinja_env.globals["nav_count"] = nav_count
-    app.jinja_env.globals["has_endpoint"] = has_endpoint
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["num"] = plain_number
     # A stored value (audit, snapshots) in words: Decimals plain, lists "a, b", None "—".
