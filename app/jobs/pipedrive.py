@@ -15,7 +15,7 @@ from app.intake.runs import start_run
 from app.pipedrive.client import BudgetExhausted, PipedriveError
 from app.pipedrive.factory import pipedrive_client
 from app.types import utcnow
-from app.web.params import MAX_PD_ID
+from app.web.params import parse_pd_id
 
 log = logging.getLogger("billing_desk.jobs")
 JOB_WEBHOOKS = "pipedrive.webhooks"
@@ -24,20 +24,11 @@ JOB_WEBHOOKS = "pipedrive.webhooks"
 BAD_ID = "Its record id is not a Pipedrive id; the event was set aside unapplied."
 
 
-def _pd_id(value) -> int | None:
-    """A Pipedrive record id (1 .. MAX_PD_ID) from a stored event, or None."""
-    text = str(value).strip() if value is not None else ""
-    if not (text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if 0 < number <= MAX_PD_ID else None
-
-
 def _deal_id(event: PipedriveWebhookEvent) -> int | None:
     if event.entity == "deal":
-        return _pd_id(event.entity_id)
+        return parse_pd_id(event.entity_id)
     data = event.payload.get("data") or event.payload.get("previous") or {}
-    return _pd_id(data.get("deal_id")) if isinstance(data, dict) else None
+    return parse_pd_id(data.get("deal_id")) if isinstance(data, dict) else None
 
 
 def _target(event: PipedriveWebhookEvent) -> tuple[str, int] | None:
@@ -46,7 +37,7 @@ def _target(event: PipedriveWebhookEvent) -> tuple[str, int] | None:
         deal_id = _deal_id(event)
         return ("deal", deal_id) if deal_id else None
     if event.entity in ("person", "organization"):
-        record_id = _pd_id(event.entity_id)
+        record_id = parse_pd_id(event.entity_id)
         return (event.entity, record_id) if record_id else None
     return None
 
